@@ -1,0 +1,1 @@
+"""Analyses that compare a base and a tuned model, and the audit report."""

@@ -1,0 +1,37 @@
+"""The ``editkit`` command line (typer). Library code never imports this package."""
+
+from __future__ import annotations
+
+import typer
+
+from editkit import __version__
+from editkit.cli import models as _models
+from editkit.cli.eval import eval_command
+
+app = typer.Typer(
+    name="editkit",
+    help="Edit what a language model knows, and audit what a fine-tune or an edit did to it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(_models.app, name="models")
+app.command("eval")(eval_command)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"editkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    """editkit: model editing and auditing."""
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

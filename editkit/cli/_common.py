@@ -1,0 +1,126 @@
+"""What every command shares: error handling, progress bars, the console.
+
+Errors a user can fix (:class:`~editkit.errors.EditkitError`) print one line on
+stderr and exit with code 2; Ctrl-C exits 130 and leaves no half-written
+output; ``EDITKIT_DEBUG=1`` shows tracebacks instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from editkit.errors import EditkitError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+err_console = Console(stderr=True)
+out_console = Console()
+
+
+def debug() -> bool:
+    """Whether ``EDITKIT_DEBUG`` asks for tracebacks."""
+    return os.environ.get("EDITKIT_DEBUG", "") not in ("", "0", "false", "no")
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``error: message`` on one line and return the Exit to raise."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def handle_errors(fn: F) -> F:
+    """Decorate a command: user errors -> one line + exit 2; Ctrl-C -> exit 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if debug():
+            return fn(*args, **kwargs)
+        try:
+            with _quiet_libraries():
+                return fn(*args, **kwargs)
+        except EditkitError as exc:
+            lines = str(exc).splitlines() or [type(exc).__name__]
+            err_console.print(f"[bold red]error:[/] {lines[0]}", highlight=False, soft_wrap=True)
+            for line in lines[1:]:
+                err_console.print(f"  {line}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/]: nothing was written")
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:  # a bug: one line, and how to see more
+            msg = str(exc).splitlines()[0] if str(exc) else ""
+            err_console.print(
+                f"[bold red]internal error:[/] {type(exc).__name__}: {msg} "
+                "(run with EDITKIT_DEBUG=1 for the traceback, and please report it)",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def _quiet_libraries() -> Iterator[None]:
+    """Keep third-party warnings and log chatter out of the terminal (debug mode keeps them)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from transformers.utils import logging as hf_logging
+
+        level = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()
+        logging.getLogger("nnsight").setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            hf_logging.set_verbosity(level)
+
+
+@contextlib.contextmanager
+def stage_progress(title: str) -> Iterator[Callable[[str, int, int], None]]:
+    """A rich progress bar on stderr driven by ``callback(stage, done, total)`` calls."""
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.fields[title]}[/]: {task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=not sys.stderr.isatty() and not os.environ.get("EDITKIT_PROGRESS"),
+    )
+    with progress:
+        task = progress.add_task("starting", total=1, title=title)
+
+        def update(stage: str, done: int, total: int) -> None:
+            progress.update(task, description=stage, completed=done, total=max(total, 1))
+
+        yield update
+    if not sys.stderr.isatty():
+        err_console.print(f"{title}: done", highlight=False)
+
+
+def parse_formats(value: str) -> tuple[str, ...]:
+    """``json,md,html`` -> a tuple, checked against the report renderers."""
+    from editkit.report import RENDERERS
+
+    formats = tuple(f.strip() for f in value.split(",") if f.strip())
+    unknown = [f for f in formats if f not in RENDERERS]
+    if unknown or not formats:
+        raise EditkitError(
+            f"--format: unknown format(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(RENDERERS)}"
+        )
+    return formats

@@ -1,0 +1,1 @@
+"""Classifiers over text and activations (refusal first); built on editkit core."""

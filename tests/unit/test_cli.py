@@ -1,0 +1,145 @@
+"""The command line: errors are one line with exit code 2, outputs appear atomically."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from tiny_models import tiny_model, tiny_tokenizer
+from typer.testing import CliRunner
+
+from editkit.cli import app
+
+pytestmark = pytest.mark.unit
+
+FACT = {
+    "id": "cap-fr",
+    "prompt": "The capital of France is",
+    "target_new": "Rome",
+    "subject": "France",
+    "target_true": "Paris",
+    "paraphrase_prompts": ["France's capital city is"],
+    "neighborhood_prompts": [{"prompt": "The capital of Spain is", "target": "Italy"}],
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("tiny-llama")
+    model, _ = tiny_model("llama", seed=0)
+    model.save_pretrained(path)
+    tiny_tokenizer().save_pretrained(path)
+    return path
+
+
+@pytest.fixture()
+def facts(tmp_path: Path) -> Path:
+    path = tmp_path / "facts.jsonl"
+    path.write_text(json.dumps(FACT) + "\n" + json.dumps({**FACT, "id": "two", "target_new": "Italy"}) + "\n")
+    return path
+
+
+def run(*args: str):
+    return CliRunner(env={"COLUMNS": "240"}).invoke(app, list(args))
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_eval_writes_every_format(tiny_dir: Path, facts: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    ref = tmp_path / "ref.txt"
+    ref.write_text("The capital of France is Paris.\nPeople in Spain speak Spanish.\n")
+    before = facts.read_bytes()
+    res = run("eval", "--model", str(tiny_dir), "--facts", str(facts), "--out", str(out), "--reference", str(ref))
+    assert res.exit_code == 0, res.output
+    assert {p.name for p in out.iterdir()} == {"report.json", "report.md", "report.html", "per_item.jsonl", "requests.jsonl"}
+    report = json.loads((out / "report.json").read_text())
+    assert report["kind"] == "eval"
+    assert set(report["metrics"]["model"]) >= {"reliability", "efficacy_score", "perplexity", "fluency"}
+    assert report["provenance"]["models"][0]["weights_sha256"]
+    assert len(report["per_item"]) == 2
+    assert facts.read_bytes() == before  # inputs are never modified
+    assert _leftovers(tmp_path) == []
+    assert "reliability" in res.output
+
+
+def test_existing_output_is_refused_then_overwritten(tiny_dir: Path, facts: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    args = ["eval", "--model", str(tiny_dir), "--facts", str(facts), "--out", str(out), "--reference", "none"]
+    res = run(*args, "--no-generation", "--no-fluency")
+    assert res.exit_code == 2
+    assert "already exists" in res.output and "--overwrite" in res.output
+    assert (out / "keep.txt").read_text() == "mine"
+    res = run(*args, "--no-generation", "--no-fluency", "--overwrite")
+    assert res.exit_code == 0, res.output
+    assert not (out / "keep.txt").exists()
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('{"prompt": "The capital of France is"}\n', "facts.jsonl:1: target_new"),
+        ('{"prompt": "a", "target_new": "b"}\n{not json\n', "facts.jsonl:2"),
+        ("", "facts.jsonl"),
+    ],
+)
+def test_bad_facts_exit_2_with_one_clear_line(tmp_path: Path, content: str, expected: str) -> None:
+    bad = tmp_path / "facts.jsonl"
+    bad.write_text(content)
+    out = tmp_path / "run"
+    res = run("eval", "--model", "does-not-matter", "--facts", str(bad), "--out", str(out))
+    assert res.exit_code == 2
+    assert expected in res.output
+    assert "Traceback" not in res.output
+    assert not out.exists()
+
+
+def test_missing_model_is_one_line(facts: Path, tmp_path: Path) -> None:
+    res = run("eval", "--model", str(tmp_path / "nope"), "--facts", str(facts), "--out", str(tmp_path / "o"), "--reference", "none")
+    assert res.exit_code == 2
+    assert "no such file or folder" in res.output
+    assert "Traceback" not in res.output
+
+
+def test_interrupt_leaves_nothing(tiny_dir: Path, facts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import editkit.report
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(editkit.report, "write_report", boom)
+    out = tmp_path / "run"
+    res = run("eval", "--model", str(tiny_dir), "--facts", str(facts), "--out", str(out), "--reference", "none", "--no-generation", "--no-fluency")
+    assert res.exit_code == 130
+    assert not out.exists()
+    assert _leftovers(tmp_path) == []
+
+
+def test_debug_shows_traceback(facts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDITKIT_DEBUG", "1")
+    res = run("eval", "--model", str(tmp_path / "nope"), "--facts", str(facts), "--out", str(tmp_path / "o"), "--reference", "none")
+    assert res.exit_code != 0
+    assert res.exception is not None  # raised, not swallowed
+
+
+def test_bad_format_option(facts: Path, tmp_path: Path) -> None:
+    res = run("eval", "--facts", str(facts), "--out", str(tmp_path / "o"), "--format", "json,pdf")
+    assert res.exit_code == 2
+    assert "pdf" in res.output
+
+
+def test_models_list() -> None:
+    res = run("models", "list")
+    assert res.exit_code == 0, res.output
+    assert "smollm2-135m-instruct" in res.output
+
+
+def test_version() -> None:
+    res = run("--version")
+    assert res.exit_code == 0 and "editkit" in res.output
