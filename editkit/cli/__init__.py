@@ -6,6 +6,7 @@ import typer
 
 from editkit import __version__
 from editkit.cli import models as _models
+from editkit.cli.edit import edit_command
 from editkit.cli.eval import eval_command
 
 app = typer.Typer(
@@ -17,6 +18,7 @@ app = typer.Typer(
 )
 app.add_typer(_models.app, name="models")
 app.command("eval")(eval_command)
+app.command("edit")(edit_command)
 
 
 def _version(value: bool) -> None:

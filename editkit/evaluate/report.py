@@ -99,3 +99,51 @@ def eval_report(
 
 def _any_value(results: Mapping[str, EvalResult], key: str) -> bool:
     return any(r.aggregate.get(key) is not None for r in results.values())
+
+
+def edit_report(
+    before: EvalResult,
+    after: EvalResult,
+    result: Any,
+    provenance: Provenance,
+    *,
+    title: str,
+    config: dict[str, Any] | None = None,
+) -> Report:
+    """A before/after report for one edit (``result`` is an :class:`editkit.editors.EditResult`)."""
+    report = eval_report(
+        {"before": before, "after": after},
+        provenance,
+        kind="edit",
+        title=title,
+        config={
+            "method": result.method,
+            "editor": result.config,
+            "location": result.location.to_dict(),
+            **(config or {}),
+        },
+    )
+    sched = result.info.get("schedule", {})
+    report.tables.insert(
+        0,
+        Table(
+            title="Edit",
+            columns=["field", "value"],
+            rows=[
+                ["method", result.method],
+                ["location", result.location.describe()],
+                ["why there", result.location.reason],
+                *[[f"schedule.{k}", v] for k, v in sched.items()],
+                *[[f"null space {k}", v] for k, v in result.info.get("null_space", {}).items()],
+                *[[f"|delta| {k}", round(v, 6)] for k, v in result.norms().items()],
+            ],
+            description="What ran: the editor, where it edited, the training schedule actually run.",
+        ),
+    )
+    if result.log:
+        cols = list(result.log[0])
+        report.tables.append(
+            Table(title="Training log", columns=cols, rows=[[row.get(c) for c in cols] for row in result.log])
+        )
+    report.timings.update({f"edit.{k}": v for k, v in result.timings.items()})
+    return report

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from tiny_models import tiny_model, tiny_tokenizer
 from typer.testing import CliRunner
 
@@ -143,3 +144,37 @@ def test_models_list() -> None:
 def test_version() -> None:
     res = run("--version")
     assert res.exit_code == 0 and "editkit" in res.output
+
+
+def test_edit_end_to_end(tiny_dir: Path, facts: Path, tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from editkit.editors import load_edit
+
+    out = tmp_path / "edit"
+    general = Path(__file__).resolve().parents[1] / "fixtures" / "edit" / "general.jsonl"
+    res = run(
+        "edit", "--model", str(tiny_dir), "--facts", str(facts), "--out", str(out), "--layer", "2",
+        "--reference", "none", "--no-fluency", "--set", "epochs=3", "--set", "min_steps=3",
+        "--set", f"preserve_file={general}", "--set", "preserve_general=0", "--set", "preserve_per_template=0",
+    )
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["kind"] == "edit"
+    assert set(report["metrics"]) == {"before", "after"}
+    assert report["metrics"]["after"]["locality"] is not None
+    delta = load_edit(out / "delta.safetensors")
+    assert list(delta.deltas) == ["model.layers.2.mlp.down_proj.weight"]
+    edited = AutoModelForCausalLM.from_pretrained(out / "model")  # plain transformers loads it
+    original = AutoModelForCausalLM.from_pretrained(tiny_dir)
+    diff = edited.model.layers[2].mlp.down_proj.weight - original.model.layers[2].mlp.down_proj.weight
+    assert torch.allclose(diff, delta.deltas["model.layers.2.mlp.down_proj.weight"], atol=1e-6)
+    assert torch.equal(edited.model.layers[1].mlp.down_proj.weight, original.model.layers[1].mlp.down_proj.weight)
+
+
+def test_edit_bad_option_is_one_line(facts: Path, tmp_path: Path) -> None:
+    res = run("edit", "--facts", str(facts), "--out", str(tmp_path / "o"), "--set", "lrr=1")
+    assert res.exit_code == 2
+    assert "did you mean 'lr'" in res.output
+    res = run("edit", "--facts", str(facts), "--out", str(tmp_path / "o"), "--layer", "middle")
+    assert res.exit_code == 2 and "--layer" in res.output

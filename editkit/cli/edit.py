@@ -1,0 +1,131 @@
+"""``editkit edit``: edit a model, evaluate before and after, save the edit and the report."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from editkit.cli._common import handle_errors, out_console, parse_formats, stage_progress
+from editkit.models import DEFAULT_MODEL
+
+
+def parse_layer(value: str) -> int | float | str:
+    """``auto``, an index (``20``, ``-1``) or a relative depth (``0.66``)."""
+    from editkit.errors import EditkitError
+
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        pass
+    try:
+        return float(value)
+    except ValueError:
+        raise EditkitError(f"--layer: expected auto, a layer index or a relative depth like 0.66, got {value!r}") from None
+
+
+@handle_errors
+def edit_command(
+    facts: Path = typer.Option(..., "--facts", "-f", help="Edit requests: canonical JSONL, CounterFact or ZsRE."),
+    out: Path = typer.Option(Path("runs/edit"), "--out", "-o", help="Output directory (must not exist unless --overwrite)."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Zoo alias, local folder, .gguf file or hub id."),
+    method: str = typer.Option("locft-bf", "--method", help="Editor: locft-bf or ft-df."),
+    layer: str = typer.Option("0.66", "--layer", help="auto (sweep), a layer index, or a relative depth (0.66)."),
+    module: str = typer.Option("mlp_down", "--module", help="mlp_down, mlp_up, mlp, attn_out or block."),
+    strategy: str = typer.Option("fixed", "--strategy", help="Localization: fixed, sweep, causal-trace, gradient."),
+    config: Path | None = typer.Option(None, "--config", help="Editor options from a YAML/JSON file."),
+    set_: list[str] = typer.Option([], "--set", help="Editor option key=value (repeatable)."),
+    save: str = typer.Option("delta,model", "--save", help="What to save: delta, model, or both (comma-separated)."),
+    reference: str = typer.Option("default", "--reference", help="Reference text (.jsonl/.txt), 'default' or 'none'."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Edit only the first N requests."),
+    generation: bool = typer.Option(True, "--generation/--no-generation", help="Generation exact-match metrics."),
+    fluency: bool = typer.Option(True, "--fluency/--no-fluency", help="n-gram-entropy fluency."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (editor shuffling; recorded)."),
+    formats: str = typer.Option("json,md,html", "--format", help="Report formats to write."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
+) -> None:
+    """Edit a model's knowledge, evaluate before/after with every metric, save the edit and the report."""
+    import torch
+
+    from editkit.datafiles import read_texts, shipped
+    from editkit.editors import apply, get_entry, make_editor, reverted, save_edit
+    from editkit.errors import EditkitError
+    from editkit.evaluate import EvalConfig, evaluate
+    from editkit.evaluate.report import edit_report
+    from editkit.localize import localize, strategy_names
+    from editkit.models import load_model
+    from editkit.outputs import check_output_dir, output_dir
+    from editkit.report import model_info, provenance, render_console, weights_sha256, write_report
+    from editkit.requests import load_requests, save_requests
+
+    fmts = parse_formats(formats)
+    check_output_dir(out, overwrite=overwrite)
+    saves = {s.strip() for s in save.split(",") if s.strip()}
+    if not saves <= {"delta", "model"}:
+        raise EditkitError(f"--save: choose from delta, model (comma-separated), not {save!r}")
+    entry = get_entry(method)
+    cfg = entry.config_cls.from_file(config) if config else entry.config_cls()
+    cfg = cfg.with_overrides([*set_, f"seed={seed}"])
+    where = parse_layer(layer)
+    if where == "auto":
+        strategy = "sweep"
+    if strategy not in strategy_names():
+        raise EditkitError(f"--strategy: choose one of {', '.join(strategy_names())}, not {strategy!r}")
+    requests = load_requests(facts, limit=limit)
+    texts = read_texts(shipped("reference_text.jsonl")) if reference == "default" else (
+        None if reference == "none" else read_texts(reference)
+    )
+
+    torch.manual_seed(seed)
+    with stage_progress(f"loading {model}") as progress:
+        lm, tok = load_model(model, device=device, progress=progress)
+    original_hash = weights_sha256(lm)
+    options: dict[str, Any] = {"module": module}
+    if strategy == "fixed":
+        options["layer"] = where
+    elif strategy == "sweep":
+        options["method"] = method
+    with stage_progress(f"localizing ({strategy})") as progress:
+        location = localize(strategy, lm, tok, requests, progress=progress, **options)
+    eval_cfg = EvalConfig(generation=generation, fluency=fluency)
+    with stage_progress("evaluating before") as progress:
+        before = evaluate(lm, tok, requests, config=eval_cfg, reference_texts=texts, progress=progress)
+    editor = make_editor(method, cfg)
+    with stage_progress(f"{method} on {location.describe()}") as progress:
+        result = editor.compute(lm, tok, requests, location, progress=progress)
+    apply(lm, result)
+    with stage_progress("evaluating after") as progress:
+        after = evaluate(
+            lm, tok, requests, config=eval_cfg, baseline=before, reference_texts=texts,
+            base=lambda: reverted(lm, result), progress=progress,
+        )
+    prov = provenance(
+        ["editkit", *sys.argv[1:]],
+        [
+            model_info(lm, model, "base", weights_sha256=original_hash),
+            model_info(lm, model, "edited", weights_sha256=weights_sha256(lm)),
+        ],
+        device=device,
+        seed=seed,
+    )
+    report = edit_report(
+        before, after, result, prov,
+        title=f"{method} on {model}: {len(requests)} edits from {facts.name}",
+        config={"facts": str(facts), "n_requests": len(requests), "model": model, "reference": reference},
+    )
+    with output_dir(out, overwrite=overwrite) as tmp:
+        write_report(report, tmp, formats=fmts)
+        save_requests(requests, tmp / "requests.jsonl")
+        if "delta" in saves:
+            save_edit(result, tmp / "delta.safetensors")
+        if "model" in saves:
+            with stage_progress("saving the edited model"):
+                lm.save_pretrained(tmp / "model")
+                tok.save_pretrained(tmp / "model")
+    render_console(report, out_console)
+    out_console.print(f"\nedit and report written to [bold]{out}[/]")

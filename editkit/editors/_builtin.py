@@ -1,0 +1,9 @@
+"""The built-in editors, registered in one place (one line each)."""
+
+from __future__ import annotations
+
+from editkit.editors.locft import FTDF, FTDFConfig, LocFTBF, LocFTConfig
+from editkit.editors.registry import register_editor
+
+register_editor("locft-bf", LocFTConfig, LocFTBF)
+register_editor("ft-df", FTDFConfig, FTDF)

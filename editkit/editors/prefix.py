@@ -1,0 +1,165 @@
+"""Run only the top of the network: the hidden states entering a block, computed once.
+
+When an editor tunes parameters of block ``L`` and everything below is frozen,
+the residual stream entering block ``L`` is the same for a given sequence in
+every epoch. :class:`PrefixCache` computes it once per sequence (unpadded, so
+any later batch composition can reuse it) and :meth:`PrefixCache.forward`
+runs blocks ``L..N-1``, the final norm and the unembedding on it.
+
+How: inside :meth:`PrefixCache.active`, blocks ``0..L-1`` are swapped for
+pass-through modules and a pre-hook on block ``L`` substitutes the cached
+states for its input. Embeddings, position embeddings and attention masks are
+still built by the model itself (cheap), so this works for any architecture
+in :mod:`editkit.arch` without re-implementing its forward. A test checks the
+logits equal a full forward.
+
+>>> cache = PrefixCache.build(model, encoded, layer=20, pad_id=tok.pad_token_id)  # doctest: +SKIP
+>>> with cache.active(model):                                                   # doctest: +SKIP
+...     logits = cache.forward(model, [0, 3, 5])                                # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import torch
+from torch import nn
+
+from editkit.arch import get_arch, get_module, num_layers
+from editkit.batching import Batch, Encoded, chunks, collate, model_device
+
+
+class _PassThrough(nn.Module):
+    """Stands in for a skipped block: returns its input hidden states unchanged."""
+
+    def __init__(self, as_tuple: bool) -> None:
+        super().__init__()
+        self.as_tuple = as_tuple
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        hidden = args[0] if args else kwargs["hidden_states"]
+        return (hidden,) if self.as_tuple else hidden
+
+
+def _substitute(args: tuple[Any, ...], kwargs: dict[str, Any], hidden: torch.Tensor) -> tuple[Any, Any]:
+    if args:
+        return (hidden, *args[1:]), kwargs
+    return args, {**kwargs, "hidden_states": hidden}
+
+
+@dataclass
+class PrefixCache:
+    """Per-sequence hidden states entering block ``layer`` (``[T_i, d]`` each, fp32 on the model device)."""
+
+    layer: int
+    encoded: list[Encoded]
+    states: list[torch.Tensor]
+    pad_id: int
+    block_returns_tuple: bool
+    _current: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    @torch.no_grad()
+    def build(
+        cls,
+        model: nn.Module,
+        encoded: Sequence[Encoded],
+        *,
+        layer: int,
+        pad_id: int,
+        batch_size: int = 64,
+    ) -> PrefixCache:
+        """Run the model once over ``encoded`` and keep the inputs of block ``layer``."""
+        blocks = cast(nn.ModuleList, get_module(model, get_arch(model).layers))
+        target = blocks[layer]
+        device = model_device(model)
+        states: list[torch.Tensor | None] = [None] * len(encoded)
+        grabbed: dict[str, Any] = {}
+
+        def grab(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            grabbed["h"] = (args[0] if args else kwargs["hidden_states"]).detach()
+            raise _Stop
+
+        def kind(module: nn.Module, args: Any, output: Any) -> None:
+            grabbed["tuple"] = isinstance(output, tuple)
+
+        first = blocks[0]
+        h1 = target.register_forward_pre_hook(grab, with_kwargs=True)
+        h2 = first.register_forward_hook(kind) if layer > 0 else None
+        try:
+            order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].ids))
+            for idx in chunks(order, batch_size):
+                batch = collate([encoded[i] for i in idx], pad_id=pad_id, padding_side="right").to(device)
+                with contextlib.suppress(_Stop):
+                    model(**batch.model_inputs(), use_cache=False)
+                h = grabbed["h"]
+                for row, i in enumerate(idx):
+                    states[i] = h[row, : len(encoded[i].ids)].float().clone()
+            returns_tuple = bool(grabbed.get("tuple", False))  # only matters when layer > 0
+        finally:
+            h1.remove()
+            if h2 is not None:
+                h2.remove()
+        return cls(layer, list(encoded), [s for s in states if s is not None], pad_id, returns_tuple)
+
+    def batch(self, idx: Sequence[int]) -> tuple[Batch, torch.Tensor]:
+        """The right-padded batch of sequences ``idx`` and their cached states ``[B, T, d]``."""
+        batch = collate([self.encoded[i] for i in idx], pad_id=self.pad_id, padding_side="right")
+        width = batch.input_ids.shape[1]
+        states = self.states[idx[0]].new_zeros((len(idx), width, self.states[idx[0]].shape[-1]))
+        for row, i in enumerate(idx):
+            states[row, : self.states[i].shape[0]] = self.states[i]
+        return batch, states
+
+    @contextlib.contextmanager
+    def active(self, model: nn.Module) -> Iterator[None]:
+        """Inside the block, ``model`` skips blocks below ``layer`` and reads the cached states."""
+        blocks = cast(nn.ModuleList, get_module(model, get_arch(model).layers))
+        originals = [blocks[i] for i in range(self.layer)]
+        current: dict[str, torch.Tensor] = {}
+
+        def substitute(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
+            hidden = current["h"]
+            ref = args[0] if args else kwargs["hidden_states"]
+            return _substitute(args, kwargs, hidden.to(ref.dtype))
+
+        handle = blocks[self.layer].register_forward_pre_hook(substitute, with_kwargs=True)
+        for i in range(self.layer):
+            blocks[i] = _PassThrough(self.block_returns_tuple)
+        self._current = current
+        try:
+            yield
+        finally:
+            handle.remove()
+            for i, block in enumerate(originals):
+                blocks[i] = block
+            self._current = {}
+
+    def forward(self, model: nn.Module, idx: Sequence[int], **call: Any) -> tuple[Batch, torch.Tensor]:
+        """Logits for sequences ``idx`` (call inside :meth:`active`); returns ``(batch, logits)``.
+
+        ``call`` may carry a ``functional`` callable ``(model, kwargs) -> output``
+        used instead of ``model(**kwargs)`` (e.g. ``torch.func.functional_call``).
+        """
+        device = model_device(model)
+        batch, states = self.batch(idx)
+        batch = batch.to(device)
+        self._current["h"] = states.to(device)
+        kwargs = {**batch.model_inputs(), "use_cache": False}
+        run = call.get("functional")
+        out = run(model, kwargs) if run is not None else model(**kwargs)
+        return batch, out.logits
+
+
+class _Stop(Exception):
+    """Raised by a hook to end a forward pass early (nothing above is needed)."""
+
+
+def check_layer(model: nn.Module, layer: int) -> int:
+    n = num_layers(model)
+    if not 0 <= layer < n:
+        raise ValueError(f"layer {layer} out of range 0..{n - 1}")
+    return layer

@@ -1,0 +1,174 @@
+"""What an editor computes, and the shared, exact apply / revert.
+
+An :class:`EditResult` holds parameter deltas (name -> ``W_edited - W_original``),
+the :class:`~editkit.localize.Location` they belong to, the config, timings and
+the training log. :func:`apply` adds the deltas and remembers the original
+tensors; :func:`revert` copies those back, so the model returns bit for bit to
+its state before :func:`apply`. Deltas are saved and loaded with safetensors.
+
+>>> result = editor.compute(model, tok, requests, location)   # doctest: +SKIP
+>>> apply(model, result); ...; revert(model, result)          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from editkit.errors import EditkitError, InputError
+from editkit.localize.location import Location
+
+DELTA_FORMAT = "editkit-delta/1"
+
+
+@dataclass
+class EditResult:
+    """Deltas and everything needed to explain them.
+
+    Attributes:
+        method: the editor's registered name.
+        deltas: parameter name -> ``W_edited - W_original`` (fp32, CPU).
+        location: where the edit happened.
+        config: the editor config, as plain data.
+        timings: seconds per phase.
+        log: training log rows (step/epoch, loss, ...).
+        info: what actually ran (schedule, steps, early stop), for the report.
+    """
+
+    method: str
+    deltas: dict[str, torch.Tensor]
+    location: Location
+    config: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+    log: list[dict[str, Any]] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+    uid: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def norms(self) -> dict[str, float]:
+        """Frobenius norm of each delta."""
+        return {k: float(v.float().norm()) for k, v in self.deltas.items()}
+
+
+# model -> {result uid -> {param name -> original tensor}}
+_ORIGINALS: weakref.WeakKeyDictionary[nn.Module, dict[str, dict[str, torch.Tensor]]] = weakref.WeakKeyDictionary()
+
+
+def _params(model: nn.Module, names: Any) -> dict[str, nn.Parameter]:
+    named = dict(model.named_parameters(remove_duplicate=False))
+    missing = [n for n in names if n not in named]
+    if missing:
+        raise EditkitError(f"the edit names parameters this model does not have: {missing[:3]}")
+    return {n: named[n] for n in names}
+
+
+@torch.no_grad()
+def apply(model: nn.Module, result: EditResult) -> None:
+    """Add the deltas to the model's weights (in place), remembering the originals."""
+    applied = _ORIGINALS.setdefault(model, {})
+    if result.uid in applied:
+        raise EditkitError("this edit is already applied to the model")
+    params = _params(model, result.deltas)
+    for name, p in params.items():
+        if tuple(p.shape) != tuple(result.deltas[name].shape):
+            raise EditkitError(f"{name}: delta shape {tuple(result.deltas[name].shape)} != weight {tuple(p.shape)}")
+    applied[result.uid] = {n: p.detach().clone() for n, p in params.items()}
+    for name, p in params.items():
+        delta = result.deltas[name].to(device=p.device, dtype=torch.float32)
+        p.copy_((p.float() + delta).to(p.dtype))
+
+
+@torch.no_grad()
+def revert(model: nn.Module, result: EditResult) -> None:
+    """Restore the weights :func:`apply` changed, exactly (bit for bit)."""
+    applied = _ORIGINALS.get(model, {})
+    if result.uid not in applied:
+        raise EditkitError("this edit is not applied to the model, so it cannot be reverted")
+    originals = applied.pop(result.uid)
+    for name, p in _params(model, originals).items():
+        p.copy_(originals[name])
+
+
+def is_applied(model: nn.Module, result: EditResult) -> bool:
+    return result.uid in _ORIGINALS.get(model, {})
+
+
+@contextlib.contextmanager
+def applied(model: nn.Module, result: EditResult) -> Iterator[nn.Module]:
+    """``with applied(model, result):`` the model is edited inside the block only."""
+    apply(model, result)
+    try:
+        yield model
+    finally:
+        revert(model, result)
+
+
+@contextlib.contextmanager
+def reverted(model: nn.Module, result: EditResult) -> Iterator[nn.Module]:
+    """``with reverted(model, result):`` an applied edit is taken out inside the block only.
+
+    Useful as the ``base`` of :func:`editkit.evaluate.evaluate` (KL to the unedited model).
+    """
+    revert(model, result)
+    try:
+        yield model
+    finally:
+        apply(model, result)
+
+
+def save_edit(result: EditResult, path: str | Path) -> Path:
+    """Write the deltas (safetensors) with the location, config, info and log as metadata."""
+    from safetensors.torch import save
+
+    from editkit.outputs import atomic_write_bytes
+
+    dest = Path(path)
+    meta = {
+        "format": DELTA_FORMAT,
+        "method": result.method,
+        "location": json.dumps(result.location.to_dict()),
+        "config": json.dumps(result.config, default=str),
+        "timings": json.dumps(result.timings),
+        "info": json.dumps(result.info, default=str),
+        "log": json.dumps(result.log, default=str),
+        "uid": result.uid,
+    }
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in result.deltas.items()}
+    data = save(tensors, metadata=meta)
+    atomic_write_bytes(dest, data)
+    return dest
+
+
+def load_edit(path: str | Path) -> EditResult:
+    """Read deltas written by :func:`save_edit` (safetensors: no pickle, nothing executed)."""
+    from safetensors import safe_open
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: no such delta file")
+    try:
+        with safe_open(str(p), framework="pt") as fh:
+            meta = fh.metadata() or {}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+    except Exception as exc:
+        raise InputError(f"{p}: not a safetensors delta file ({str(exc).splitlines()[0]})") from None
+    if meta.get("format") != DELTA_FORMAT:
+        raise InputError(f"{p}: not an editkit delta file (format {meta.get('format')!r})")
+    return EditResult(
+        method=meta["method"],
+        deltas=tensors,
+        location=Location.from_dict(json.loads(meta["location"])),
+        config=json.loads(meta["config"]),
+        timings=json.loads(meta.get("timings", "{}")),
+        log=json.loads(meta.get("log", "[]")),
+        info=json.loads(meta.get("info", "{}")),
+        uid=meta.get("uid", uuid.uuid4().hex),
+    )
