@@ -27,7 +27,7 @@ demo: setup
 	$(VENV)/bin/editkit eval --facts data/demo.jsonl --out runs/demo --overwrite
 
 lint: setup
-	$(VENV)/bin/ruff check editkit probes audit gpu tests examples data
+	$(VENV)/bin/ruff check editkit probes audit gpu tests examples data bench
 	$(VENV)/bin/mypy editkit probes audit gpu
 
 test: lint

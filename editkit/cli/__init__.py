@@ -8,6 +8,7 @@ from editkit import __version__
 from editkit.cli import models as _models
 from editkit.cli.edit import edit_command
 from editkit.cli.eval import eval_command
+from editkit.cli.localize import localize_command
 
 app = typer.Typer(
     name="editkit",
@@ -19,6 +20,7 @@ app = typer.Typer(
 app.add_typer(_models.app, name="models")
 app.command("eval")(eval_command)
 app.command("edit")(edit_command)
+app.command("localize")(localize_command)
 
 
 def _version(value: bool) -> None:

@@ -48,10 +48,10 @@ def sweep(
     *,
     method: str = "locft-bf",
     module: str = "mlp_down",
-    layers: Sequence[int] | None = None,
+    layers: Sequence[int] | int | None = None,
     train_size: int = 16,
     held_out: int = 8,
-    editor_overrides: Sequence[str] = (),
+    editor_overrides: Sequence[str] | str = (),
     seed: int = 0,
     progress: Callable[[str, int, int], None] | None = None,
     **_: Any,
@@ -79,6 +79,10 @@ def sweep(
         )
         for r in train
     ]
+    if isinstance(layers, int):
+        layers = [layers]
+    if isinstance(editor_overrides, str):
+        editor_overrides = [editor_overrides]
     candidates = list(layers) if layers is not None else default_candidates(num_layers(model))
     cfg = EvalConfig(generation=False, fluency=False)
     baseline = evaluate(model, tok, probe, config=cfg)

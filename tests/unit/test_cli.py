@@ -178,3 +178,18 @@ def test_edit_bad_option_is_one_line(facts: Path, tmp_path: Path) -> None:
     assert "did you mean 'lr'" in res.output
     res = run("edit", "--facts", str(facts), "--out", str(tmp_path / "o"), "--layer", "middle")
     assert res.exit_code == 2 and "--layer" in res.output
+
+
+def test_localize_sweep_writes_table_and_plot(tiny_dir: Path, facts: Path, tmp_path: Path) -> None:
+    out = tmp_path / "loc"
+    res = run(
+        "localize", "--model", str(tiny_dir), "--facts", str(facts), "--strategy", "sweep", "--out", str(out),
+        "--set", "layers=1,3", "--set", "train_size=1", "--set", "editor_overrides=null_space=false",
+    )
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["kind"] == "localize"
+    (table,) = report["tables"]
+    assert [row[0] for row in table["rows"]] == [1, 3]
+    assert report["metrics"]["chosen"]["layer"] in (1.0, 3.0)
+    assert (out / "layers.png").stat().st_size > 1000

@@ -1,0 +1,140 @@
+"""Benchmark: seconds per edit and peak memory, LocFT-BF vs uncached LocFT-BF vs FT-DF.
+
+Each (method, size) runs in a fresh subprocess so its peak memory (max RSS on
+CPU, max allocated on CUDA) is its own. The same requests, location and
+seed are used for every method, and each run is scored by editkit's metrics
+(teacher-forced reliability / generalization / locality against the unedited
+model), so the speed-up is shown at equal quality.
+
+Usage (from the repository root):
+    .venv/bin/python bench/locft_bench.py                      # 10, 100, 1000 edits on CPU
+    .venv/bin/python bench/locft_bench.py --sizes 10 100 --device cuda
+Results: bench/results/locft_<device>.json (and a Markdown table on stdout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+METHODS = {
+    "locft-bf": ("locft-bf", ["cache_prefix=true"]),
+    "locft-bf-uncached": ("locft-bf", ["cache_prefix=false"]),
+    "ft-df": ("ft-df", []),
+}
+
+
+def bench_requests(n: int) -> list:
+    """The first ``n`` requests of data/counterfact.jsonl, topped up with synthetic ones.
+
+    Synthetic requests reuse the real templates with invented subject names
+    (the model knows nothing about them), so speed is measured at any size.
+    """
+    from editkit.requests import EditRequest, load_requests
+
+    reqs = load_requests(ROOT / "data" / "counterfact.jsonl")
+    out = list(reqs[:n])
+    k = 0
+    while len(out) < n:
+        base = reqs[k % len(reqs)]
+        name = f"Zarn{k:04d}ia"
+        prompt = base.prompt.replace(base.subject, name) if base.subject else f"{name}: {base.prompt}"
+        out.append(EditRequest(prompt=prompt, target_new=base.target_new, subject=name, id=f"synthetic-{k}"))
+        k += 1
+    return out
+
+
+def run_one(method: str, size: int, layer: float, device: str, overrides: list[str]) -> dict:
+    import torch
+
+    from editkit.editors import applied, make_editor
+    from editkit.evaluate import EvalConfig, evaluate
+    from editkit.localize import fixed
+    from editkit.models import load_model
+
+    model, tok = load_model("smollm2-135m-instruct", device=device)
+    reqs = bench_requests(size)
+    loc = fixed(model, layer)
+    cfg = EvalConfig(generation=False, fluency=False, batch_size=64)
+    before = evaluate(model, tok, reqs, config=cfg)
+    name, extra = METHODS[method]
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    result = make_editor(name, overrides=[*extra, *overrides]).compute(model, tok, reqs, loc)
+    seconds = time.perf_counter() - t0
+    with applied(model, result):
+        after = evaluate(model, tok, reqs, config=cfg, baseline=before).aggregate
+    peak = (
+        torch.cuda.max_memory_allocated() / 2**20
+        if device.startswith("cuda")
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )
+    return {
+        "method": method,
+        "size": size,
+        "seconds": seconds,
+        "seconds_per_edit": seconds / size,
+        "peak_memory_mib": peak,
+        "memory_kind": "cuda max allocated" if device.startswith("cuda") else "process max RSS",
+        "timings": result.timings,
+        "schedule": result.info.get("schedule"),
+        "metrics": {k: after[k] for k in ("reliability", "generalization", "locality", "efficacy_score")},
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    ap.add_argument("--ftdf-max", type=int, default=100, help="largest size FT-DF runs at (it is slow by design)")
+    ap.add_argument("--layer", type=float, default=0.66)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], help="editor option key=value")
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--single", nargs=2, metavar=("METHOD", "SIZE"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.single:
+        print(json.dumps(run_one(args.single[0], int(args.single[1]), args.layer, args.device, args.overrides)))
+        return
+    rows = []
+    for size in args.sizes:
+        for method in args.methods:
+            if method == "ft-df" and size > args.ftdf_max:
+                rows.append({"method": method, "size": size, "skipped": f"FT-DF above --ftdf-max {args.ftdf_max}"})
+                continue
+            cmd = [sys.executable, __file__, "--single", method, str(size), "--layer", str(args.layer), "--device", args.device]
+            for o in args.overrides:
+                cmd += ["--set", o]
+            proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+            if proc.returncode != 0:
+                rows.append({"method": method, "size": size, "error": proc.stderr.strip().splitlines()[-1:]})
+            else:
+                rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            print(json.dumps(rows[-1]), file=sys.stderr)
+    out = args.out or ROOT / "bench" / "results" / f"locft_{args.device.split(':')[0]}.json"
+    meta = {"machine": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(), "device": args.device,
+            "layer": args.layer, "overrides": args.overrides}
+    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    print("| edits | method | s/edit | peak MiB | reliability | generalization | locality |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        if "metrics" in r:
+            m = r["metrics"]
+            print(f"| {r['size']} | {r['method']} | {r['seconds_per_edit']:.3f} | {r['peak_memory_mib']:.0f} | "
+                  f"{m['reliability']:.3f} | {m['generalization'] or 0:.3f} | {m['locality'] or 0:.3f} |")
+        else:
+            print(f"| {r['size']} | {r['method']} | {r.get('skipped') or r.get('error')} | | | | |")
+
+
+if __name__ == "__main__":
+    main()
