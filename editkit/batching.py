@@ -150,7 +150,12 @@ class Batch:
 
     def mean_target_nll(self, logits: torch.Tensor) -> torch.Tensor:
         """Per-row mean NLL over its target tokens, ``[batch]`` (the LocFT loss before batch mean)."""
-        nll = -self.target_logprobs(logits)
+        return self.mean_nll_of_target_logits(self.target_logits(logits))
+
+    def mean_nll_of_target_logits(self, target_logits: torch.Tensor) -> torch.Tensor:
+        """Like :meth:`mean_target_nll`, from logits already gathered at the target positions."""
+        lp = torch.log_softmax(target_logits.float(), dim=-1)
+        nll = -lp.gather(-1, self.target_ids().unsqueeze(-1)).squeeze(-1)
         row = torch.repeat_interleave(
             torch.arange(len(self.lengths), device=nll.device),
             torch.tensor(self.lengths, device=nll.device),

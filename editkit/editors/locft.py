@@ -47,6 +47,7 @@ from editkit.editors.preservation import preservation_texts
 from editkit.editors.registry import Editor
 from editkit.editors.result import EditResult
 from editkit.errors import EditkitError
+from editkit.lm import gathered_logits
 from editkit.localize.location import Location
 from editkit.requests import EditRequest
 
@@ -159,15 +160,14 @@ class _Tuner:
         """Mean over the batch of each request's mean target-token NLL."""
         weights = self.weights()
 
-        def run(model: nn.Module, kwargs: dict[str, Any]) -> Any:
-            return torch.func.functional_call(model, weights, (), kwargs, strict=False)
+        def run(kwargs: dict[str, Any]) -> Any:
+            return torch.func.functional_call(self.model, weights, (), kwargs, strict=False)
 
         if self.prefix is not None:
-            batch, logits = self.prefix.forward(self.model, idx, functional=run)
+            batch = self.prefix.prepare(self.model, idx)
         else:
             batch = collate([self.encoded[i] for i in idx], pad_id=self.pad_id).to(model_device(self.model))
-            logits = run(self.model, {**batch.model_inputs(), "use_cache": False}).logits
-        return batch.mean_target_nll(logits).mean()
+        return batch.mean_nll_of_target_logits(gathered_logits(self.model, batch, run)).mean()
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:

@@ -138,20 +138,21 @@ class PrefixCache:
                 blocks[i] = block
             self._current = {}
 
-    def forward(self, model: nn.Module, idx: Sequence[int], **call: Any) -> tuple[Batch, torch.Tensor]:
-        """Logits for sequences ``idx`` (call inside :meth:`active`); returns ``(batch, logits)``.
+    def prepare(self, model: nn.Module, idx: Sequence[int]) -> Batch:
+        """Set up sequences ``idx`` for the next forward (call inside :meth:`active`).
 
-        ``call`` may carry a ``functional`` callable ``(model, kwargs) -> output``
-        used instead of ``model(**kwargs)`` (e.g. ``torch.func.functional_call``).
+        Returns the right-padded batch (on the model's device) to run the model
+        on; block ``layer`` will read the cached states instead of its input.
         """
         device = model_device(model)
         batch, states = self.batch(idx)
-        batch = batch.to(device)
         self._current["h"] = states.to(device)
-        kwargs = {**batch.model_inputs(), "use_cache": False}
-        run = call.get("functional")
-        out = run(model, kwargs) if run is not None else model(**kwargs)
-        return batch, out.logits
+        return batch.to(device)
+
+    def forward(self, model: nn.Module, idx: Sequence[int]) -> tuple[Batch, torch.Tensor]:
+        """Full logits ``[B, T, V]`` for sequences ``idx`` (inside :meth:`active`); with the batch."""
+        batch = self.prepare(model, idx)
+        return batch, model(**batch.model_inputs(), use_cache=False).logits
 
 
 class _Stop(Exception):

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from editkit.batching import PaddingSide, chunks, collate, encode_pairs, length_sorted, model_device
+from editkit.lm import gathered_logits
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,7 @@ def score_pairs(
     results: list[PairScore | None] = [None] * len(encoded)
     for idx in chunks(order, batch_size):
         batch = collate([encoded[i] for i in idx], pad_id=pad_id, padding_side=padding_side).to(device)
-        logits = model(**batch.model_inputs()).logits  # [batch, seq, vocab]
-        tgt_logits = batch.target_logits(logits).float()  # [n_tokens, vocab]
+        tgt_logits = gathered_logits(model, batch, lambda kw: model(**kw)).float()  # [n_tokens, vocab]
         logp = torch.log_softmax(tgt_logits, dim=-1)
         tids = batch.target_ids()
         token_lp = logp.gather(-1, tids.unsqueeze(-1)).squeeze(-1).cpu()

@@ -48,3 +48,18 @@ def test_atomic_write_text(tmp_path: Path) -> None:
     atomic_write_text(path, "two")
     assert path.read_text() == "two"
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+def test_outputs_get_ordinary_permissions(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "f.txt", "x")
+        with output_dir(tmp_path / "run") as tmp:
+            (tmp / "a").write_text("x")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "run").stat().st_mode) == 0o755
