@@ -79,8 +79,14 @@ def test_demo_set_before_editing(default_model) -> None:
 
 
 def test_shipped_facts_are_known(default_model) -> None:
-    """Re-check a sample of data/facts.jsonl: the fact table is what the model knows."""
-    from editkit.evaluate import exact_match, score_pairs
+    """Re-check a sample of data/facts.jsonl with the criterion data/README.md states.
+
+    Known = teacher-forced token accuracy 1.0, and the greedy answer, cut at the
+    first '.', newline, ',', ';' or '(' and normalized, equals the target.
+    """
+    import re
+
+    from editkit.evaluate import normalize_answer, score_pairs
 
     model, tok = default_model
     rows = [json.loads(line) for line in (DATA / "facts.jsonl").read_text().splitlines() if line.strip()]
@@ -88,7 +94,8 @@ def test_shipped_facts_are_known(default_model) -> None:
     scores = score_pairs(model, tok, [r["prompt"] for r in sample], [r["target"] for r in sample])
     gens = greedy_generate(model, tok, [r["prompt"] for r in sample], max_new_tokens=12, stop_strings=(".", "\n"))
     known = [
-        s.token_accuracy == 1.0 and exact_match(decode_completion(tok, g), r["target"])
+        s.token_accuracy == 1.0
+        and normalize_answer(re.split(r"[.\n,;(]", decode_completion(tok, g))[0]) == normalize_answer(r["target"])
         for s, g, r in zip(scores, gens, sample, strict=True)
     ]
     assert sum(known) / len(known) >= 0.95
