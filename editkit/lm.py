@@ -53,8 +53,8 @@ def _fast(model: nn.Module, batch: Batch, forward: Forward) -> torch.Tensor:
     with capture_final_hidden(model) as store:
         forward({**batch.model_inputs(), "use_cache": False, "logits_to_keep": 1})
     rows, cols = batch.predicting_positions()
-    unembed = model.get_output_embeddings()
-    return unembed(store["h"][rows, cols])  # type: ignore[operator]
+    unembed: Any = model.get_output_embeddings()
+    return unembed(store["h"][rows, cols])
 
 
 def _plain(batch: Batch, forward: Forward) -> torch.Tensor:

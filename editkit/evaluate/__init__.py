@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from editkit.evaluate.drift import DriftResult, reference_drift
 from editkit.evaluate.fluency import ngram_entropy
-from editkit.evaluate.generation import decode_completion, exact_match, greedy_generate, normalize_answer
+from editkit.evaluate.generation import (
+    decode_completion,
+    exact_match,
+    greedy_generate,
+    normalize_answer,
+)
 from editkit.evaluate.metrics import METRICS, MetricDef
 from editkit.evaluate.runner import EvalConfig, EvalResult, aggregate, evaluate
 from editkit.evaluate.scoring import PairScore, agreement, score_pairs
