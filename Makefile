@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	$(VENV)/bin/editkit models prepare
-	$(VENV)/bin/editkit eval --facts data/demo.jsonl --out runs/demo --overwrite
+	$(VENV)/bin/editkit edit --facts data/demo.jsonl --out runs/demo --overwrite
 
 lint: setup
 	$(VENV)/bin/ruff check editkit probes audit gpu tests examples data bench

@@ -20,7 +20,7 @@ import contextlib
 import inspect
 import weakref
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -53,7 +53,7 @@ def _fast(model: nn.Module, batch: Batch, forward: Forward) -> torch.Tensor:
     with capture_final_hidden(model) as store:
         forward({**batch.model_inputs(), "use_cache": False, "logits_to_keep": 1})
     rows, cols = batch.predicting_positions()
-    unembed: Any = model.get_output_embeddings()
+    unembed: Any = cast(Any, model).get_output_embeddings()
     return unembed(store["h"][rows, cols])
 
 
