@@ -68,15 +68,15 @@ def fast_path_ok(model: nn.Module, batch: Batch, forward: Forward) -> bool:
         return _FAST_OK[model]
     ok = False
     get_out = getattr(model, "get_output_embeddings", None)
-    params = inspect.signature(model.forward).parameters
-    capped = final_logit_softcap(model) is not None  # the forward post-processes logits
-    if not capped and callable(get_out) and get_out() is not None and "logits_to_keep" in params:
-        try:
+    forward_params = inspect.signature(model.forward).parameters
+    try:
+        capped = final_logit_softcap(model) is not None  # the forward post-processes logits
+        if not capped and callable(get_out) and get_out() is not None and "logits_to_keep" in forward_params:
             with torch.no_grad():
                 a, b = _fast(model, batch, forward), _plain(batch, forward)
             ok = a.shape == b.shape and torch.allclose(a.float(), b.float(), atol=1e-5, rtol=1e-5)
-        except (ArchitectureError, RuntimeError, TypeError, KeyError, IndexError):
-            ok = False
+    except (ArchitectureError, AttributeError, RuntimeError, TypeError, KeyError, IndexError):
+        ok = False  # not a transformers causal LM editkit.arch knows: use the plain forward
     _FAST_OK[model] = ok
     return ok
 

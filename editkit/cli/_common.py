@@ -81,12 +81,16 @@ def _quiet_libraries() -> Iterator[None]:
         from transformers.utils import logging as hf_logging
 
         level = hf_logging.get_verbosity()
+        bars = hf_logging.is_progress_bar_enabled()
         hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()  # editkit shows its own progress
         logging.getLogger("nnsight").setLevel(logging.ERROR)
         try:
             yield
         finally:
             hf_logging.set_verbosity(level)
+            if bars:
+                hf_logging.enable_progress_bar()
 
 
 @contextlib.contextmanager
