@@ -29,12 +29,14 @@ from editkit.editors.result import (
     reverted,
     save_edit,
 )
+from editkit.editors.sequential import ReplaySession
 
 __all__ = [
     "EDITORS",
     "EditResult",
     "Editor",
     "EditorConfig",
+    "ReplaySession",
     "applied",
     "apply",
     "editor_names",

@@ -190,3 +190,30 @@ def test_few_requests_raise_the_epoch_count(tok) -> None:
     )
     sched = result.info["schedule"]
     assert sched["epochs_planned"] == 6 and sched["raised_for_min_steps"] and sched["optimizer_steps"] == 6
+
+
+def test_replay_session_retrains_on_the_cumulative_set(tok) -> None:
+    from editkit.editors import ReplaySession
+
+    model, _ = tiny_model("llama", seed=6)
+    before = _state(model)
+    session = ReplaySession(model, tok, make_editor("locft-bf", overrides=_overrides("locft-bf")), fixed(model, 2))
+    first = session.add(REQUESTS[:1])
+    second = session.add(REQUESTS[1:])
+    assert first.info["n_requests"] == 1 and second.info["n_requests"] == 3
+    assert [h["total"] for h in session.history] == [1, 3]
+    # exactly one edit is applied: the model equals original + the latest deltas
+    once = make_editor("locft-bf", overrides=_overrides("locft-bf"))
+    direct = once.compute(_fresh(model, before), tok, REQUESTS, fixed(model, 2))
+    for name, d in second.deltas.items():
+        assert torch.allclose(d, direct.deltas[name], atol=1e-6)
+    session.revert()
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def _fresh(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> torch.nn.Module:
+    import copy
+
+    clone = copy.deepcopy(model)
+    clone.load_state_dict(state)
+    return clone
