@@ -43,7 +43,7 @@ def _header(report: Report) -> RenderableType:
     return text
 
 
-def _metrics(report: Report) -> RenderableType | None:
+def _metrics(report: Report, width: int = 120) -> RenderableType | None:
     columns, rows, has_delta = metric_grid(report)
     if not rows:
         return None
@@ -53,9 +53,10 @@ def _metrics(report: Report) -> RenderableType | None:
         table.add_column(col, justify="right")
     if has_delta:
         table.add_column("Δ", justify="right")
-    show_desc = any(r.info.description for r in rows)
+    # Descriptions only where they fit on one line each; the files always carry them.
+    show_desc = width >= 120 and any(r.info.description for r in rows)
     if show_desc:
-        table.add_column("description", style="dim", overflow="fold")
+        table.add_column("description", style="dim", overflow="ellipsis", no_wrap=True)
     for row in rows:
         cells: list[RenderableType] = [Text(f"{row.name} {direction_arrow(row.info)}".rstrip())]
         cells += [Text(c) for c in row.cells()]
@@ -65,6 +66,9 @@ def _metrics(report: Report) -> RenderableType | None:
             cells.append(Text(row.info.description))
         table.add_row(*cells)
     return table
+
+
+MAX_CONSOLE_ROWS = 12
 
 
 def _tables(report: Report) -> list[RenderableType]:
@@ -80,7 +84,15 @@ def _tables(report: Report) -> list[RenderableType]:
         numeric = numeric_columns(t.rows, len(t.columns))
         for col, num in zip(t.columns, numeric, strict=True):
             table.add_column(col, justify="right" if num else "left", overflow="fold")
-        for row in t.rows:
+        rows = t.rows
+        if len(rows) > MAX_CONSOLE_ROWS:  # the head and tail; every row is in the files
+            keep = MAX_CONSOLE_ROWS // 2
+            rows = [*rows[:keep], None, *rows[-keep:]]  # type: ignore[list-item]
+        for row in rows:
+            if row is None:
+                hidden = len(t.rows) - 2 * (MAX_CONSOLE_ROWS // 2)
+                table.add_row(Text(f"… {hidden} more rows in report.json", style="dim"))
+                continue
             table.add_row(
                 *(Text(format_value(v, t.fmt.get(c))) for c, v in zip(t.columns, row, strict=True))
             )
@@ -146,9 +158,10 @@ def render_console(report: Report, console: Console | None = None) -> Renderable
     True
     """
     report = normalized(report)
+    width = console.width if console is not None else 120
     parts = [
         _header(report),
-        _metrics(report),
+        _metrics(report, width),
         _notes(report),
         *_tables(report),
         _findings(report),

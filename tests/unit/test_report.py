@@ -351,3 +351,18 @@ def test_import_is_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_console_shows_head_and_tail_of_long_tables_and_narrow_metrics() -> None:
+    from rich.console import Console
+
+    long = Table(title="Training log", columns=["epoch", "loss"], rows=[[i, 1.0 / i] for i in range(1, 41)])
+    report = _report(tables=[long])
+    wide, narrow = Console(record=True, width=140), Console(record=True, width=80)
+    render_console(report, wide)
+    render_console(report, narrow)
+    text = wide.export_text()
+    assert "28 more rows in report.json" in text
+    assert " 40 " in text and " 20 " not in text.split("Training log")[1]
+    assert "description" in text and "description" not in narrow.export_text()
+    assert len(report.tables[0].rows) == 40  # the report itself keeps every row
