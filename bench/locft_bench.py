@@ -1,4 +1,4 @@
-"""Benchmark: seconds per edit and peak memory, LocFT-BF vs uncached LocFT-BF vs FT-DF.
+"""Benchmark: seconds per edit and peak memory, LocFT-BF vs uncached vs the reference cost vs FT-DF.
 
 Each (method, size) runs in a fresh subprocess so its peak memory (max RSS on
 CPU, max allocated on CUDA) is its own. The same requests, location and
@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 METHODS = {
     "locft-bf": ("locft-bf", ["cache_prefix=true"]),
     "locft-bf-uncached": ("locft-bf", ["cache_prefix=false"]),
+    # the published algorithm's cost: every layer run, logits at every position
+    "locft-bf-reference": ("locft-bf", ["cache_prefix=false", "target_logits_only=false"]),
     "ft-df": ("ft-df", []),
 }
 

@@ -76,6 +76,9 @@ class LocFTConfig(EditorConfig):
     stop_loss: float = _help("stop when an epoch's mean loss is below this", 1e-2)
     eos: bool = _help("append EOS to every target (stops run-on generation)", False)
     cache_prefix: bool = _help("compute the hidden states entering the tuned block once", True)
+    target_logits_only: bool = _help(
+        "unembed only the positions that predict target tokens (the published code unembeds all)", True
+    )
     null_space: bool = _help("confine the update to the null space of preserved keys (AlphaEdit)", True)
     null_threshold: float = _help("drop key directions with eigenvalue above this fraction of the largest", 1e-2)
     preserve_per_template: int = _help("preserved prompts per request template (other subjects)", 10)
@@ -172,7 +175,11 @@ class _Tuner:
             batch = self.prefix.prepare(self.model, idx)
         else:
             batch = collate([self.encoded[i] for i in idx], pad_id=self.pad_id).to(model_device(self.model))
-        return batch.mean_nll_of_target_logits(gathered_logits(self.model, batch, run)).mean()
+        if self.cfg.target_logits_only:
+            logits = gathered_logits(self.model, batch, run)
+        else:
+            logits = batch.target_logits(run({**batch.model_inputs(), "use_cache": False}).logits)
+        return batch.mean_nll_of_target_logits(logits).mean()
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:

@@ -124,8 +124,12 @@ def test_cached_and_uncached_training_agree(tok) -> None:
     common = _overrides("locft-bf") + ["null_space=false"]
     a = make_editor("locft-bf", overrides=common + ["cache_prefix=true"]).compute(model, tok, REQUESTS, loc)
     b = make_editor("locft-bf", overrides=common + ["cache_prefix=false"]).compute(model, tok, REQUESTS, loc)
+    c = make_editor("locft-bf", overrides=common + ["cache_prefix=false", "target_logits_only=false"]).compute(
+        model, tok, REQUESTS, loc
+    )
     for k in a.deltas:
         assert torch.allclose(a.deltas[k], b.deltas[k], atol=1e-5)
+        assert torch.allclose(a.deltas[k], c.deltas[k], atol=1e-5)
     assert a.info["prefix_cached_at_layer"] == 2 and b.info["prefix_cached_at_layer"] is None
 
 
