@@ -42,7 +42,7 @@ from editkit.arch import get_arch, get_module, hidden_size, module_path, num_lay
 from editkit.batching import encode_pairs, model_device
 from editkit.errors import EditkitError
 from editkit.localize import register_strategy
-from editkit.localize.gradient import check_options, preserved_state, ranked_location
+from editkit.localize.common import check_options, preserved_state, ranked_location
 from editkit.localize.location import Location
 
 __all__ = [
