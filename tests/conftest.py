@@ -60,6 +60,24 @@ def llama():
 
 
 @pytest.fixture(scope="session")
+def tiny_mend_editor(tmp_path_factory: pytest.TempPathFactory):
+    """``get(model_type)``: a MEND editor trained briefly for ``tiny_model(model_type, seed=0)`` (once per session)."""
+    from tiny_mend import train_tiny_editor
+
+    made: dict[str, Path] = {}
+
+    def get(model_type: str) -> Path:
+        if model_type not in made:
+            model, _ = tiny_model(model_type, seed=0)
+            made[model_type] = train_tiny_editor(
+                model, tiny_tokenizer(), tmp_path_factory.mktemp(f"mend-{model_type}") / "editor"
+            )
+        return made[model_type]
+
+    return get
+
+
+@pytest.fixture(scope="session")
 def default_model():
     """The embedded default model (converted into the user's cache on first use)."""
     from editkit.models import load_model

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from editkit import __version__
+from editkit.cli import mend as _mend
 from editkit.cli import models as _models
 from editkit.cli.edit import edit_command
 from editkit.cli.eval import eval_command
@@ -18,6 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(_models.app, name="models")
+app.add_typer(_mend.app, name="mend")
 app.command("eval")(eval_command)
 app.command("edit")(edit_command)
 app.command("localize")(localize_command)

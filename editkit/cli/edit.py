@@ -33,10 +33,11 @@ def edit_command(
     facts: Path = typer.Option(..., "--facts", "-f", help="Edit requests: canonical JSONL, CounterFact or ZsRE."),
     out: Path = typer.Option(Path("runs/edit"), "--out", "-o", help="Output directory (must not exist unless --overwrite)."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Zoo alias, local folder, .gguf file or hub id."),
-    method: str = typer.Option("locft-bf", "--method", help="Editor: locft-bf or ft-df."),
-    layer: str = typer.Option("0.66", "--layer", help="auto (sweep), a layer index, or a relative depth (0.66)."),
-    module: str = typer.Option("mlp_down", "--module", help="mlp_down, mlp_up, mlp, attn_out or block."),
-    strategy: str = typer.Option("fixed", "--strategy", help="Localization: fixed, sweep, causal-trace, gradient."),
+    method: str = typer.Option("locft-bf", "--method", help="Editor: locft-bf, ft-df or mend (needs --editor)."),
+    editor_dir: Path | None = typer.Option(None, "--editor", help="Trained MEND editor directory (for --method mend)."),
+    layer: str | None = typer.Option(None, "--layer", help="auto (sweep), a layer index, or a relative depth (default 0.66)."),
+    module: str | None = typer.Option(None, "--module", help="mlp_down (default), mlp_up, mlp, attn_out or block."),
+    strategy: str | None = typer.Option(None, "--strategy", help="Localization: fixed (default), sweep, causal-trace, gradient."),
     config: Path | None = typer.Option(None, "--config", help="Editor options from a YAML/JSON file."),
     set_: list[str] = typer.Option([], "--set", help="Editor option key=value (repeatable)."),
     save: str = typer.Option("delta,model", "--save", help="What to save: delta, model, or both (comma-separated)."),
@@ -49,7 +50,11 @@ def edit_command(
     formats: str = typer.Option("json,md,html", "--format", help="Report formats to write."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
 ) -> None:
-    """Edit a model's knowledge, evaluate before/after with every metric, save the edit and the report."""
+    """Edit a model's knowledge, evaluate before/after with every metric, save the edit and the report.
+
+    Without --layer, --module or --strategy the editor edits where it edits by default (LocFT: layer 0.66
+    mlp_down; MEND: the matrices its editor was trained for).
+    """
     import torch
 
     from editkit.datafiles import read_texts, shipped
@@ -70,8 +75,15 @@ def edit_command(
         raise EditkitError(f"--save: choose from delta, model (comma-separated), not {save!r}")
     entry = get_entry(method)
     cfg = entry.config_cls.from_file(config) if config else entry.config_cls()
-    cfg = cfg.with_overrides([*set_, f"seed={seed}"])
-    where = parse_layer(layer)
+    if editor_dir is not None and "editor" not in entry.config_cls.field_names():
+        raise EditkitError(f"--editor: the {method} editor takes no trained editor (it is for --method mend)")
+    trained = [f"editor={editor_dir}"] if editor_dir is not None else []
+    cfg = cfg.with_overrides([*set_, *trained, f"seed={seed}"])
+    editor = make_editor(method, cfg)
+    own_location = layer is None and module is None and strategy is None
+    where = parse_layer(layer or "0.66")
+    module = module or "mlp_down"
+    strategy = strategy or "fixed"
     if where == "auto":
         strategy = "sweep"
     if strategy not in strategy_names():
@@ -90,12 +102,14 @@ def edit_command(
         options["layer"] = where
     elif strategy == "sweep":
         options["method"] = method
-    with stage_progress(f"localizing ({strategy})") as progress:
-        location = localize(strategy, lm, tok, requests, progress=progress, **options)
+    if own_location:
+        location = editor.default_location(lm)
+    else:
+        with stage_progress(f"localizing ({strategy})") as progress:
+            location = localize(strategy, lm, tok, requests, progress=progress, **options)
     eval_cfg = EvalConfig(generation=generation, fluency=fluency)
     with stage_progress("evaluating before") as progress:
         before = evaluate(lm, tok, requests, config=eval_cfg, reference_texts=texts, progress=progress)
-    editor = make_editor(method, cfg)
     with stage_progress(f"{method} on {location.describe()}") as progress:
         result = editor.compute(lm, tok, requests, location, progress=progress)
     apply(lm, result)

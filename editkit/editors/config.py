@@ -76,6 +76,18 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
+def option(help: str, default: Any) -> Any:
+    """A config field with a default and its help text (shown by ``--help`` listings).
+
+    >>> @dataclasses.dataclass(frozen=True)
+    ... class Demo(EditorConfig):
+    ...     lr: float = option("learning rate", 1e-3)
+    >>> Demo.help()["lr"]
+    'learning rate'
+    """
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
 @dataclasses.dataclass(frozen=True)
 class EditorConfig:
     """Base of every editor's config. Field ``metadata={"help": ...}`` documents each option.

@@ -41,6 +41,7 @@ from torch import nn
 
 from editkit.arch import get_module, weight_is_transposed
 from editkit.batching import collate, encode_pairs, model_device
+from editkit.editors.augment import context_prefixes
 from editkit.editors.config import EditorConfig
 from editkit.editors.nullspace import NullSpace, collect_inputs, null_space_projector
 from editkit.editors.prefix import PrefixCache
@@ -84,11 +85,18 @@ class LocFTConfig(EditorConfig):
     preserve_per_template: int = _help("preserved prompts per request template (other subjects)", 10)
     preserve_general: int = _help("passages of shipped general text to preserve", 20)
     preserve_file: str | None = _help("extra preservation text (.jsonl with 'text', or .txt)", None)
+    augment_prefixes: int = _help(
+        "also train each request after this many short openings of general text (ROME-style context "
+        "templates; helps paraphrases, costs proportionally more per step)",
+        0,
+    )
 
     def __post_init__(self) -> None:
         for name in ("lr", "null_threshold"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
+        if self.augment_prefixes < 0:
+            raise ValueError("augment_prefixes must be >= 0")
         for name in ("batch_size", "epochs", "max_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
@@ -124,7 +132,15 @@ class _Tuner:
     def __init__(self, model: nn.Module, tok: Any, requests: Sequence[EditRequest], location: Location, cfg: LocFTConfig) -> None:
         self.model, self.cfg = model, cfg
         self.params = location.parameters(model)
-        self.encoded = encode_pairs(tok, [r.prompt for r in requests], [r.target_new for r in requests], append_eos=cfg.eos)
+        prefixes = [""] + [p + " " for p in context_prefixes(cfg.augment_prefixes, seed=cfg.seed)]
+        # variants[i]: the encoded sequences of request i (its prompt, then each prefixed copy)
+        self.variants = [[i * len(prefixes) + k for k in range(len(prefixes))] for i in range(len(requests))]
+        self.encoded = encode_pairs(
+            tok,
+            [p + r.prompt for r in requests for p in prefixes],
+            [r.target_new for r in requests for _ in prefixes],
+            append_eos=cfg.eos,
+        )
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         self.w0 = {n: p.detach().float().clone() for n, p in self.params.items()}
         self.spaces: dict[str, NullSpace] = {}
@@ -164,9 +180,10 @@ class _Tuner:
     def weights(self) -> dict[str, torch.Tensor]:
         return {n: (self.w0[n].to(self.d[n].device) + self.delta(n)).to(self.params[n].dtype) for n in self.d}
 
-    def loss(self, idx: Sequence[int]) -> torch.Tensor:
-        """Mean over the batch of each request's mean target-token NLL."""
+    def loss(self, requests: Sequence[int]) -> torch.Tensor:
+        """Mean over the batch (requests and their prefixed copies) of each sequence's mean target-token NLL."""
         weights = self.weights()
+        idx = [j for i in requests for j in self.variants[i]]
 
         def run(kwargs: dict[str, Any]) -> Any:
             return torch.func.functional_call(self.model, weights, (), kwargs, strict=False)
@@ -194,7 +211,8 @@ def _info(tuner: _Tuner) -> dict[str, Any]:
     return {
         "null_space": {n: s.describe() for n, s in tuner.spaces.items()},
         "prefix_cached_at_layer": tuner.prefix.layer if tuner.prefix else None,
-        "n_requests": len(tuner.encoded),
+        "n_requests": len(tuner.variants),
+        "n_sequences": len(tuner.encoded),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -47,9 +48,9 @@ def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
-def _overrides(name: str) -> list[str]:
+def _overrides(name: str, extra: Sequence[str] = ()) -> list[str]:
     known = EDITORS[name].config_cls.field_names()
-    return [o for o in FAST + PRESERVE if o.split("=")[0] in known]
+    return [o for o in [*FAST, *PRESERVE, *extra] if o.split("=")[0] in known]
 
 
 @pytest.fixture(params=editor_names())
@@ -58,11 +59,14 @@ def editor_name(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.mark.parametrize("model_type", ["llama", "gpt2"])
-def test_contract(editor_name: str, model_type: str, tok, tmp_path: Path) -> None:
+def test_contract(editor_name: str, model_type: str, tok, tmp_path: Path, tiny_mend_editor) -> None:
     model, _ = tiny_model(model_type, seed=0)
     before = _state(model)
-    loc = fixed(model, layer=2, module="mlp_down")
-    editor = make_editor(editor_name, overrides=_overrides(editor_name) + ["null_space=true", "seed=3"])
+    # Editors that need a trained editor (mend) get one for this model, and edit where it was trained.
+    trained = [f"editor={tiny_mend_editor(model_type)}"] if "editor" in EDITORS[editor_name].config_cls.field_names() else []
+    overrides = _overrides(editor_name, ["null_space=true", *trained]) + ["seed=3"]
+    editor = make_editor(editor_name, overrides=overrides)
+    loc = editor.default_location(model) if trained else fixed(model, layer=2, module="mlp_down")
     result = editor.compute(model, tok, REQUESTS, loc)
     # compute leaves the model exactly as it found it
     after = model.state_dict()
@@ -78,9 +82,7 @@ def test_contract(editor_name: str, model_type: str, tok, tmp_path: Path) -> Non
     revert(model, result)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     # same seed -> same deltas
-    again = make_editor(editor_name, overrides=_overrides(editor_name) + ["null_space=true", "seed=3"]).compute(
-        model, tok, REQUESTS, loc
-    )
+    again = make_editor(editor_name, overrides=overrides).compute(model, tok, REQUESTS, loc)
     assert all(torch.equal(result.deltas[k], again.deltas[k]) for k in result.deltas)
     # saved and loaded through safetensors
     path = save_edit(result, tmp_path / "delta.safetensors")
@@ -221,3 +223,20 @@ def _fresh(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> torch.nn.M
     clone = copy.deepcopy(model)
     clone.load_state_dict(state)
     return clone
+
+
+def test_augment_prefixes_trains_prefixed_copies(tok) -> None:
+    from editkit.editors.augment import context_prefixes
+
+    prefixes = context_prefixes(3, seed=0)
+    assert len(prefixes) == 3 and len(set(prefixes)) == 3
+    assert all(p.endswith(".") and "\n" not in p for p in prefixes)
+    assert context_prefixes(3, seed=0) == prefixes and context_prefixes(0) == []
+    model, _ = tiny_model("llama", seed=0)
+    result = make_editor("locft-bf", overrides=_overrides("locft-bf", ["augment_prefixes=2"])).compute(
+        model, tok, REQUESTS, fixed(model, layer=2, module="mlp_down")
+    )
+    assert result.info["n_requests"] == len(REQUESTS)
+    assert result.info["n_sequences"] == 3 * len(REQUESTS)
+    with pytest.raises(InputError, match="augment_prefixes"):
+        make_editor("locft-bf", overrides=["augment_prefixes=-1"])
