@@ -59,6 +59,16 @@ def llama():
     return model
 
 
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random llama and its tokenizer saved as a local model folder."""
+    path = tmp_path_factory.mktemp("tiny-llama")
+    model, _ = tiny_model("llama", seed=0)
+    model.save_pretrained(path)
+    tiny_tokenizer().save_pretrained(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_mend_editor(tmp_path_factory: pytest.TempPathFactory):
     """``get(model_type)``: a MEND editor trained briefly for ``tiny_model(model_type, seed=0)`` (once per session)."""

@@ -56,7 +56,7 @@ try:
     import editkit  # noqa: F401
 except ImportError:  # running from a source checkout without an install
     sys.path.insert(1, str(HERE.parents[1]))
-from candidates import RELATIONS  # noqa: E402
+from candidates import RELATIONS, object_table  # noqa: E402
 from jsonl_io import write_jsonl  # noqa: E402
 
 from editkit.batching import encode_pairs  # noqa: E402
@@ -88,21 +88,6 @@ def norms(strings: list[str]) -> set[str]:
     return {normalize_answer(s) for s in strings}
 
 
-def object_table() -> tuple[dict[str, list[str]], dict[str, dict[str, list[str]]]]:
-    """Per relation: its objects (canonical spellings, candidate order) and each one's spellings."""
-    objects: dict[str, list[str]] = {}
-    spellings: dict[str, dict[str, list[str]]] = {}
-    for rel in RELATIONS:
-        objs: list[str] = []
-        table: dict[str, list[str]] = {}
-        for _, spec in rel.facts:
-            aliases = spec.split("|")
-            if aliases[0] not in table:
-                objs.append(aliases[0])
-                table[aliases[0]] = aliases
-        objects[rel.name] = objs
-        spellings[rel.name] = table
-    return objects, spellings
 
 
 def reserve(facts: list[dict[str, Any]], seed: int) -> set[str]:

@@ -77,7 +77,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from candidates import RELATIONS, Relation  # noqa: E402
+from candidates import RELATIONS, Relation, object_table  # noqa: E402
 from jsonl_io import write_jsonl  # noqa: E402
 
 DATA = HERE.parent
@@ -188,21 +188,6 @@ class Fact:
 REL: dict[str, Relation] = {rel.name: rel for rel in RELATIONS}
 
 
-def object_table() -> tuple[dict[str, list[str]], dict[str, dict[str, list[str]]]]:
-    """Per relation: its objects (canonical spellings, candidate order) and each one's spellings."""
-    objects: dict[str, list[str]] = {}
-    spellings: dict[str, dict[str, list[str]]] = {}
-    for rel in RELATIONS:
-        objs: list[str] = []
-        table: dict[str, list[str]] = {}
-        for _, spec in rel.facts:
-            aliases = spec.split("|")
-            if aliases[0] not in table:
-                objs.append(aliases[0])
-                table[aliases[0]] = aliases
-        objects[rel.name] = objs
-        spellings[rel.name] = table
-    return objects, spellings
 
 
 def real_facts(known: list[dict[str, Any]], rejected: list[dict[str, Any]]) -> list[Fact]:

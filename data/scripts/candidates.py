@@ -693,3 +693,19 @@ RELATIONS: tuple[Relation, ...] = (
     CAPITAL, LANGUAGE, CURRENCY, ELEMENT, LANDMARK, CITY, CONTINENT, CARMAKER, DISH,
     STATE_CAPITAL, COMPANY, AUTHOR, TEAM, SPORT,
 )
+
+def object_table() -> tuple[dict[str, list[str]], dict[str, dict[str, list[str]]]]:
+    """Per relation: its objects (canonical spellings, candidate order) and each one's spellings."""
+    objects: dict[str, list[str]] = {}
+    spellings: dict[str, dict[str, list[str]]] = {}
+    for rel in RELATIONS:
+        objs: list[str] = []
+        table: dict[str, list[str]] = {}
+        for _, spec in rel.facts:
+            aliases = spec.split("|")
+            if aliases[0] not in table:
+                objs.append(aliases[0])
+                table[aliases[0]] = aliases
+        objects[rel.name] = objs
+        spellings[rel.name] = table
+    return objects, spellings

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_models import tiny_model, tiny_tokenizer
 from typer.testing import CliRunner
 
 from editkit.cli import app
@@ -24,14 +23,6 @@ FACT = {
     "neighborhood_prompts": [{"prompt": "The capital of Spain is", "target": "Italy"}],
 }
 
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("tiny-llama")
-    model, _ = tiny_model("llama", seed=0)
-    model.save_pretrained(path)
-    tiny_tokenizer().save_pretrained(path)
-    return path
 
 
 @pytest.fixture()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from tiny_mend import QUICK, mend_requests
-from tiny_models import tiny_model, tiny_tokenizer
+from tiny_models import tiny_model
 from typer.testing import CliRunner
 
 from editkit.arch import weight_is_transposed
@@ -267,14 +267,6 @@ def test_batched_edit_sums_every_rows_update(tok, tiny_mend_editor) -> None:
 def run(*args: str):
     return CliRunner(env={"COLUMNS": "240"}).invoke(app, list(args))
 
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("tiny-llama")
-    model, _ = tiny_model("llama", seed=0)
-    model.save_pretrained(path)
-    tiny_tokenizer().save_pretrained(path)
-    return path
 
 
 def test_cli_trains_then_edits_with_mend(tiny_dir: Path, tmp_path: Path) -> None:
