@@ -37,7 +37,6 @@ Deterministic for a given facts file and seed.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import random
 import re
@@ -56,7 +55,7 @@ try:
     import editkit  # noqa: F401
 except ImportError:  # running from a source checkout without an install
     sys.path.insert(1, str(HERE.parents[1]))
-from candidates import RELATIONS, object_table  # noqa: E402
+from candidates import RELATIONS, object_table, reserve_per_relation  # noqa: E402
 from jsonl_io import write_jsonl  # noqa: E402
 
 from editkit.batching import encode_pairs  # noqa: E402
@@ -80,10 +79,6 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
 
 
-def order_key(seed: int, subject: str) -> str:
-    return hashlib.sha256(f"{seed}:{subject}".encode()).hexdigest()
-
-
 def norms(strings: list[str]) -> set[str]:
     return {normalize_answer(s) for s in strings}
 
@@ -95,18 +90,7 @@ def reserve(facts: list[dict[str, Any]], seed: int) -> set[str]:
     by_rel: dict[str, list[str]] = defaultdict(list)
     for f in facts:
         by_rel[f["relation"]].append(f["subject"])
-    reserved: set[str] = set()
-    for rel in RELATIONS:
-        subjects = by_rel.get(rel.name, [])
-        want = max(MIN_POOL, round(NEIGHBOR_SHARE * len(subjects)))
-        have = sum(s in reserved for s in subjects)
-        for s in sorted(subjects, key=lambda s: order_key(seed, s)):
-            if have >= want:
-                break
-            if s not in reserved:
-                reserved.add(s)
-                have += 1
-    return reserved
+    return reserve_per_relation(by_rel, seed, NEIGHBOR_SHARE, MIN_POOL)
 
 
 def mentions(text: str, subject: str) -> bool:

@@ -61,7 +61,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
 import json
 import random
 import re
@@ -77,7 +76,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from candidates import RELATIONS, Relation, object_table  # noqa: E402
+from candidates import RELATIONS, Relation, object_table, order_key, reserve_per_relation  # noqa: E402
 from jsonl_io import write_jsonl  # noqa: E402
 
 DATA = HERE.parent
@@ -119,10 +118,6 @@ def strip_article(raw: str) -> str:
 def slug(text: str) -> str:
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
-
-
-def order_key(seed: int, subject: str) -> str:
-    return hashlib.sha256(f"{seed}:{subject}".encode()).hexdigest()
 
 
 @functools.cache
@@ -428,20 +423,7 @@ def reserve(facts: list[Fact], seed: int) -> set[str]:
     by_rel: dict[str, list[str]] = defaultdict(list)
     for f in facts:
         by_rel[f.relation].append(f.subject)
-    reserved: set[str] = set()
-    for rel in RELATIONS:
-        subjects = by_rel.get(rel.name, [])
-        if not subjects:
-            continue
-        want = max(1, round(NEIGHBOR_SHARE * len(subjects)))
-        have = sum(s in reserved for s in subjects)
-        for s in sorted(subjects, key=lambda s: order_key(seed, s)):
-            if have >= want:
-                break
-            if s not in reserved:
-                reserved.add(s)
-                have += 1
-    return reserved
+    return reserve_per_relation(by_rel, seed, NEIGHBOR_SHARE, 1)
 
 
 def build_split(name: str, real: list[Fact], invented: list[Fact], seed: int,

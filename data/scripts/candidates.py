@@ -24,6 +24,7 @@ Conventions:
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 
@@ -709,3 +710,24 @@ def object_table() -> tuple[dict[str, list[str]], dict[str, dict[str, list[str]]
         objects[rel.name] = objs
         spellings[rel.name] = table
     return objects, spellings
+
+
+def order_key(seed: int, subject: str) -> str:
+    """A seeded, stable sort key (no dependence on Python's hash randomization)."""
+    return hashlib.sha256(f"{seed}:{subject}".encode()).hexdigest()
+
+
+def reserve_per_relation(by_rel: dict[str, list[str]], seed: int, share: float, minimum: int) -> set[str]:
+    """Per relation, at least ``max(minimum, round(share * n))`` subjects, in seeded order (kept out of edits)."""
+    reserved: set[str] = set()
+    for rel in RELATIONS:
+        subjects = by_rel.get(rel.name, [])
+        want = max(minimum, round(share * len(subjects)))
+        have = sum(s in reserved for s in subjects)
+        for s in sorted(subjects, key=lambda s: order_key(seed, s)):
+            if have >= want:
+                break
+            if s not in reserved:
+                reserved.add(s)
+                have += 1
+    return reserved
