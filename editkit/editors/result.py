@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from editkit.errors import EditkitError, InputError
+from editkit.errors import EditkitError
 from editkit.localize.location import Location
 
 DELTA_FORMAT = "editkit-delta/1"
@@ -149,19 +149,9 @@ def save_edit(result: EditResult, path: str | Path) -> Path:
 
 def load_edit(path: str | Path) -> EditResult:
     """Read deltas written by :func:`save_edit` (safetensors: no pickle, nothing executed)."""
-    from safetensors import safe_open
+    from editkit.tensorfiles import read_tagged
 
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: no such delta file")
-    try:
-        with safe_open(str(p), framework="pt") as fh:
-            meta = fh.metadata() or {}
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
-    except Exception as exc:
-        raise InputError(f"{p}: not a safetensors delta file ({str(exc).splitlines()[0]})") from None
-    if meta.get("format") != DELTA_FORMAT:
-        raise InputError(f"{p}: not an editkit delta file (format {meta.get('format')!r})")
+    tensors, meta = read_tagged(path, DELTA_FORMAT, what="delta file")
     return EditResult(
         method=meta["method"],
         deltas=tensors,

@@ -123,19 +123,12 @@ def save_checkpoint(path: str | Path, tensors: Mapping[str, torch.Tensor], state
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read a checkpoint written by :func:`save_checkpoint`: ``(tensors, state)``."""
-    from safetensors import safe_open
+    from editkit.tensorfiles import read_tagged
 
     file = Path(path) / CHECKPOINT
     if not file.is_file():
         raise InputError(f"{Path(path)}: no MEND checkpoint to resume from ({CHECKPOINT} missing)")
-    try:
-        with safe_open(str(file), framework="pt") as fh:
-            meta = fh.metadata() or {}
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
-    except Exception as exc:  # safetensors raises its own error types
-        raise InputError(f"{file}: not a safetensors checkpoint ({str(exc).splitlines()[0]})") from None
-    if meta.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(f"{file}: not an editkit MEND checkpoint (format {meta.get('format')!r})")
+    tensors, meta = read_tagged(file, CHECKPOINT_FORMAT, what="MEND checkpoint")
     return tensors, json.loads(meta["state"])
 
 
