@@ -64,15 +64,37 @@ def encode_pairs(
     """
     if len(prompts) != len(targets):
         raise ValueError(f"{len(prompts)} prompts but {len(targets)} targets")
+    for prompt, target in zip(prompts, targets, strict=True):
+        if not target:
+            raise ValueError(f"empty target for prompt {prompt!r}")
+    conts = [join_target(p, t) for p, t in zip(prompts, targets, strict=True)]
+    return encode_continuations(tok, prompts, conts, append_eos=append_eos)
+
+
+def encode_continuations(
+    tok: Any,
+    prompts: Sequence[str],
+    continuations: Sequence[str],
+    *,
+    append_eos: bool = False,
+) -> list[Encoded]:
+    """Like :func:`encode_pairs`, with each continuation taken literally (no separator added).
+
+    The text is ``prompt + continuation``: canonical examples (``{"prefix": ...,
+    "suffix": " Kabul"}``) carry their own leading space.
+
+    >>> enc = encode_continuations(tok, ["The capital of Afghanistan is"], [" Kabul"])  # doctest: +SKIP
+    """
+    if len(prompts) != len(continuations):
+        raise ValueError(f"{len(prompts)} prompts but {len(continuations)} continuations")
     eos = getattr(tok, "eos_token_id", None)
     if append_eos and eos is None:
         raise ValueError("append_eos=True but the tokenizer has no eos_token_id")
     out = []
-    for prompt, target in zip(prompts, targets, strict=True):
-        if not target:
-            raise ValueError(f"empty target for prompt {prompt!r}")
+    for prompt, cont in zip(prompts, continuations, strict=True):
+        if not cont:
+            raise ValueError(f"empty continuation for prompt {prompt!r}")
         p_ids = encode_prompt(tok, prompt)
-        cont = join_target(prompt, target)
         full = tuple(tok(prompt + cont, add_special_tokens=True)["input_ids"])
         if len(full) > len(p_ids) and full[: len(p_ids)] == p_ids:
             t_ids = full[len(p_ids) :]
@@ -162,6 +184,25 @@ class Batch:
         )
         sums = torch.zeros(len(self.lengths), device=nll.device, dtype=nll.dtype).index_add_(0, row, nll)
         return sums / torch.tensor(self.lengths, device=nll.device, dtype=nll.dtype)
+
+
+def encode_passages(tok: Any, texts: Sequence[str], *, max_length: int = 128) -> list[Encoded]:
+    """Plain text as pairs for language-model loss: the first token is the prompt, the rest the target.
+
+    Collated, every token after the first is a target, so :meth:`Batch.target_logprobs`
+    gives the log-probability of each predicted token. Passages are truncated to
+    ``max_length`` tokens; those shorter than two tokens are dropped.
+
+    >>> enc = encode_passages(tok, ["Water boils at 100 degrees."])   # doctest: +SKIP
+    >>> len(enc[0].prompt_ids)                                         # doctest: +SKIP
+    1
+    """
+    out = []
+    for text in texts:
+        ids = tuple(tok(text, add_special_tokens=True, truncation=True, max_length=max_length)["input_ids"])
+        if len(ids) >= 2:
+            out.append(Encoded(ids[:1], ids[1:]))
+    return out
 
 
 def collate(

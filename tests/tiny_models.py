@@ -184,6 +184,34 @@ def tiny_model(
     return model, model.config
 
 
+def tiny_backpack(seed: int = 0, **config_overrides: Any) -> PreTrainedModel:
+    """A tiny random Backpack-GPT2 (:mod:`editkit.backpack`) in eval mode and fp32.
+
+    GPT-2 sizes as above but 2 blocks, 4 senses (one per weight head of size 8)
+    and a sense MLP of 2 x hidden; vocabulary and special tokens of
+    :func:`tiny_tokenizer`. The Backpack is not in :data:`TINY_CONFIGS` (it has
+    no decoder-block table in :mod:`editkit.arch`); tests that need one ask here.
+
+    >>> tiny_backpack(seed=0).senses(torch.tensor([[5, 6]])).shape
+    torch.Size([1, 2, 4, 32])
+    """
+    from editkit.backpack import BackpackGPT2Config
+
+    kwargs: dict[str, Any] = {
+        **_GPT2_LIKE,
+        "n_layer": 2,
+        "num_senses": 4,
+        "sense_intermediate_scale": 2,
+        **config_overrides,
+    }
+    config = BackpackGPT2Config(**kwargs)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32, attn_implementation="eager")
+    model.eval()
+    return model
+
+
 # A small English corpus of facts, in the style of CounterFact / ZsRE prompts, so
 # that frequent words (" Paris", " France", " capital") become single tokens.
 _CORPUS: tuple[str, ...] = (

@@ -26,6 +26,16 @@ from editkit.backpack.modeling import (
     SenseNetwork,
     SenseWeightNetwork,
 )
+from editkit.backpack.sense_delta import (
+    SenseDelta,
+    add_sense_slots,
+    find_sense_delta,
+    is_backpack,
+    remove_sense_slots,
+    sense_pair_of,
+    sense_slot_names,
+    sense_slots,
+)
 
 __all__ = [
     "MODEL_TYPE",
@@ -35,8 +45,16 @@ __all__ = [
     "BackpackGPT2Model",
     "BackpackGPT2PreTrainedModel",
     "BackpackModelOutput",
+    "SenseDelta",
     "SenseNetwork",
     "SenseWeightNetwork",
+    "add_sense_slots",
+    "find_sense_delta",
+    "is_backpack",
+    "remove_sense_slots",
+    "sense_pair_of",
+    "sense_slot_names",
+    "sense_slots",
 ]
 
 # Registration is what importing this package is for (idempotent: exist_ok).

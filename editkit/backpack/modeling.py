@@ -43,6 +43,11 @@ Sense ``l`` of a token is the ``l``-th contiguous slice of ``d`` features of
 the sense network's output; query/key head ``l`` is the ``l``-th slice of
 ``d / k`` features of each half of ``c_attn``'s output (queries first).
 
+Editing senses: ``backpack.sense_network.sense_delta`` starts empty and takes
+zero-valued ``[d]`` parameters ``t{token}_s{sense}`` on demand
+(:mod:`editkit.backpack.sense_delta`); each is added to that sense of that
+token wherever it occurs. Sense finetuning edits these like any weight.
+
 Differences from the public remote code (negligible for a trained model's
 predictions): the causal mask is exact (``-inf``) instead of ``-1e4`` added to
 the scores, the softmax runs in float32, and an ``attention_mask`` (if given)
@@ -74,6 +79,7 @@ from transformers.modeling_outputs import CausalLMOutput, ModelOutput
 from transformers.pytorch_utils import Conv1D
 
 from editkit.backpack.config import BackpackGPT2Config
+from editkit.backpack.sense_delta import SenseDelta
 
 #: Buffers of GPT-2 attention saved by old transformers versions (no parameters).
 _LEGACY_BUFFERS = (r"\.attn\.bias$", r"\.attn\.masked_bias$")
@@ -147,6 +153,12 @@ class SenseNetwork(nn.Module):
     Position-free and context-free: a token's senses depend on its id only.
     A forward hook on this module sees (and may replace) every sense vector the
     model uses.
+
+    ``sense_delta`` (a :class:`~editkit.backpack.sense_delta.SenseDelta`) holds
+    editable offsets for chosen ``(token, sense)`` pairs, added to the output
+    when ``input_ids`` are given. It has no parameters until slots are created
+    (:func:`~editkit.backpack.sense_delta.add_sense_slots`), so the state dict
+    keeps the public layout.
     """
 
     def __init__(self, config: BackpackGPT2Config) -> None:
@@ -159,12 +171,21 @@ class SenseNetwork(nn.Module):
         self.final_mlp = BackpackMLP(
             d, config.sense_intermediate_scale * d, config.num_senses * d, config
         )
+        self.sense_delta = SenseDelta(config.num_senses, d)
 
-    def forward(self, word_embeds: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, word_embeds: torch.Tensor, input_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Senses of ``word_embeds``, plus the sense deltas of ``input_ids`` when slots exist."""
         residual = self.dropout(word_embeds)  # [batch, seq, d]
         hidden = self.block(self.ln(residual), residual)
         senses = self.final_mlp(hidden)  # [batch, seq, k * d]
-        return senses.unflatten(-1, (self.num_senses, word_embeds.shape[-1]))
+        senses = senses.unflatten(-1, (self.num_senses, word_embeds.shape[-1]))
+        if self.sense_delta.num_slots:
+            if input_ids is None:
+                raise ValueError("this sense network has sense-delta slots: pass input_ids too")
+            senses = senses + self.sense_delta(input_ids).to(senses.dtype)
+        return senses
 
 
 class SenseWeightNetwork(nn.Module):
@@ -260,7 +281,7 @@ class BackpackGPT2Model(BackpackGPT2PreTrainedModel):
 
     def senses(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Sense vectors ``[batch, seq, num_senses, n_embd]`` of ``input_ids`` ``[batch, seq]``."""
-        return self.sense_network(self.word_embeddings(input_ids))
+        return self.sense_network(self.word_embeddings(input_ids), input_ids)
 
     def sense_weights(
         self,

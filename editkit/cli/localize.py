@@ -15,7 +15,9 @@ from editkit.models import DEFAULT_MODEL
 @handle_errors
 def localize_command(
     facts: Path = typer.Option(..., "--facts", "-f", help="Edit requests (canonical JSONL, CounterFact, ZsRE)."),
-    strategy: str = typer.Option("causal-trace", "--strategy", "-s", help="sweep, causal-trace, gradient or fixed."),
+    strategy: str = typer.Option(
+        "causal-trace", "--strategy", "-s", help="sweep, causal-trace, gradient, fixed or senses (Backpack models)."
+    ),
     out: Path = typer.Option(Path("runs/localize"), "--out", "-o", help="Output directory."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Zoo alias, local folder, .gguf file or hub id."),
     module: str = typer.Option("mlp_down", "--module", help="mlp_down, mlp_up, mlp, attn_out or block."),
@@ -57,16 +59,20 @@ def localize_command(
             raise EditkitError(f"--set: {exc}") from None
     rows = location.scores.get("per_layer", [])
     columns = list(rows[0]) if rows else ["layer", "score"]
+    if "senses" in location.scores:  # Backpack sense selection: (word, sense) pairs, not layers
+        tables = [_senses_table(lm, tok, location)]
+    else:
+        tables = [
+            Table(title="Per-layer scores", columns=columns, rows=[[r.get(c) for c in columns] for r in rows],
+                  description=str(location.scores.get("criterion", ""))),
+        ]
     report = Report(
         kind="localize",
         title=f"{strategy} localization on {model} ({len(requests)} requests)",
         provenance=provenance(["editkit", *sys.argv[1:]], [model_info(lm, model, "model")], device=device, seed=seed),
         config={"strategy": strategy, "options": options, "facts": str(facts)},
         metrics={"chosen": {"layer": float(location.layers[0]) if location.layers else None}},
-        tables=[
-            Table(title="Per-layer scores", columns=columns, rows=[[r.get(c) for c in columns] for r in rows],
-                  description=str(location.scores.get("criterion", ""))),
-        ],
+        tables=tables,
         notes=[location.reason],
     )
     with output_dir(out, overwrite=overwrite) as tmp:
@@ -74,7 +80,22 @@ def localize_command(
         if rows:
             _plot(rows, location.layers, strategy, tmp / "layers.png")
     render_console(report, out_console)
-    out_console.print(f"\nchosen: {location.describe()}; report and plot in [bold]{out}[/]")
+    out_console.print(f"\nchosen: {location.describe()}; report{' and plot' if rows else ''} in [bold]{out}[/]")
+
+
+def _senses_table(lm: Any, tok: Any, location: Any) -> Any:
+    """The chosen (word, sense) pairs of the ``senses`` strategy, with each sense's top output words."""
+    from editkit.localize.senses import sense_top_words
+    from editkit.report import Table
+
+    words = sense_top_words(lm, tok, location, top_n=8)
+    columns = ["word", "token", "sense", "score", "background", "top words"]
+    body = [
+        [repr(row["word"]), row["token"], row["sense"], row["score"], row["background"], " ".join(map(repr, w.top_words))]
+        for row, w in zip(location.scores["senses"], words, strict=True)
+    ]
+    return Table(title="Chosen senses", columns=columns, rows=body,
+                 description=str(location.scores.get("criterion", "")), fmt={"score": ".4g", "background": ".4g"})
 
 
 def _parse_value(value: str) -> Any:

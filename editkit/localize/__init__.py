@@ -6,7 +6,8 @@ Strategies are registered here, in one table:
 - ``fixed``: one module of one layer, by index or relative depth;
 - ``causal-trace``: ROME-style indirect effect of restoring clean hidden states, per layer;
 - ``gradient``: per-site gradient norm of the edit loss;
-- ``sweep``: train on a slice of the requests at each candidate layer, score on a held-out slice.
+- ``sweep``: train on a slice of the requests at each candidate layer, score on a held-out slice;
+- ``senses``: Backpack sense selection, the (token, sense) vectors that sense finetuning edits.
 
 >>> loc = localize("fixed", model, tok, requests, layer=0.66, module="mlp_down")  # doctest: +SKIP
 """
@@ -71,6 +72,7 @@ _BUILTIN: tuple[str, ...] = (
     "editkit.localize.causal_trace",
     "editkit.localize.gradient",
     "editkit.localize.sweep",
+    "editkit.localize.senses",
 )
 
 __all__ = [

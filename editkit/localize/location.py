@@ -102,8 +102,11 @@ class Location:
     def describe(self) -> str:
         """A short human description, e.g. ``layer 20 mlp_down (1 tensor)``."""
         mods = sorted({s.module or "?" for s in self.sites})
-        layers = ", ".join(str(x) for x in self.layers) or "-"
-        return f"layer {layers} {'/'.join(mods)} ({len(self.sites)} tensor{'s' * (len(self.sites) != 1)})"
+        count = f"({len(self.sites)} tensor{'s' * (len(self.sites) != 1)})"
+        if not self.layers:  # e.g. Backpack sense vectors: no decoder block
+            return f"{'/'.join(mods)} {count}"
+        layers = ", ".join(str(x) for x in self.layers)
+        return f"layer {layers} {'/'.join(mods)} {count}"
 
     def to_dict(self) -> dict[str, Any]:
         return {

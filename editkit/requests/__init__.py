@@ -15,6 +15,12 @@ True
 
 from __future__ import annotations
 
+from editkit.requests.canonical import (
+    LOSS_TYPES,
+    CanonicalExample,
+    as_examples,
+    load_canonical_examples,
+)
 from editkit.requests.dataset import request_features, requests_dataset
 from editkit.requests.formats import FORMATS, RecordFormat, detect_format, register_format
 from editkit.requests.io import iter_requests, load_requests, save_requests
@@ -22,11 +28,15 @@ from editkit.requests.schema import EditRequest, Neighbor
 
 __all__ = [
     "FORMATS",
+    "LOSS_TYPES",
+    "CanonicalExample",
     "EditRequest",
     "Neighbor",
     "RecordFormat",
+    "as_examples",
     "detect_format",
     "iter_requests",
+    "load_canonical_examples",
     "load_requests",
     "register_format",
     "request_features",

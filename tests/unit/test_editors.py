@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_models import tiny_model
+from tiny_models import tiny_backpack, tiny_model
 
 from editkit.arch import get_arch, get_module
 from editkit.batching import encode_pairs
@@ -25,7 +25,7 @@ from editkit.editors import (
 from editkit.editors.nullspace import collect_inputs, null_space_projector
 from editkit.editors.prefix import PrefixCache
 from editkit.errors import EditkitError, InputError
-from editkit.localize import fixed
+from editkit.localize import fixed, localize
 from editkit.requests import EditRequest, Neighbor
 
 pytestmark = pytest.mark.unit
@@ -53,20 +53,24 @@ def _overrides(name: str, extra: Sequence[str] = ()) -> list[str]:
     return [o for o in [*FAST, *PRESERVE, *extra] if o.split("=")[0] in known]
 
 
-@pytest.fixture(params=editor_names())
-def editor_name(request: pytest.FixtureRequest) -> str:
-    return request.param
+#: Editors that only apply to one kind of model, and the tiny models their contract runs on
+#: (every other editor runs on the tiny llama and gpt2).
+CONTRACT_MODELS: dict[str, tuple[str, ...]] = {"sense": ("backpack",)}
+CONTRACT_CASES = [(e, m) for e in editor_names() for m in CONTRACT_MODELS.get(e, ("llama", "gpt2"))]
 
 
-@pytest.mark.parametrize("model_type", ["llama", "gpt2"])
+@pytest.mark.parametrize(("editor_name", "model_type"), CONTRACT_CASES)
 def test_contract(editor_name: str, model_type: str, tok, tmp_path: Path, tiny_mend_editor) -> None:
-    model, _ = tiny_model(model_type, seed=0)
-    before = _state(model)
+    model = tiny_backpack(seed=0) if model_type == "backpack" else tiny_model(model_type, seed=0)[0]
     # Editors that need a trained editor (mend) get one for this model, and edit where it was trained.
     trained = [f"editor={tiny_mend_editor(model_type)}"] if "editor" in EDITORS[editor_name].config_cls.field_names() else []
     overrides = _overrides(editor_name, ["null_space=true", *trained]) + ["seed=3"]
     editor = make_editor(editor_name, overrides=overrides)
-    loc = editor.default_location(model) if trained else fixed(model, layer=2, module="mlp_down")
+    if editor_name == "sense":  # sense vectors chosen from the requests (creates their zero slots)
+        loc = localize("senses", model, tok, REQUESTS, top_k=3)
+    else:
+        loc = editor.default_location(model) if trained else fixed(model, layer=2, module="mlp_down")
+    before = _state(model)
     result = editor.compute(model, tok, REQUESTS, loc)
     # compute leaves the model exactly as it found it
     after = model.state_dict()
