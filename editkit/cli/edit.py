@@ -35,7 +35,7 @@ def edit_command(
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Zoo alias, local folder, .gguf file or hub id."),
     method: str = typer.Option("locft-bf", "--method", help="Editor: locft-bf, ft-df or mend (needs --editor)."),
     editor_dir: Path | None = typer.Option(None, "--editor", help="Trained MEND editor directory (for --method mend)."),
-    layer: str | None = typer.Option(None, "--layer", help="auto (sweep), a layer index, or a relative depth (default 0.66)."),
+    layer: str | None = typer.Option(None, "--layer", help="auto (sweep), a layer index, or a relative depth (default: the editor's, LocFT 0.14)."),
     module: str | None = typer.Option(None, "--module", help="mlp_down (default), mlp_up, mlp, attn_out or block."),
     strategy: str | None = typer.Option(None, "--strategy", help="Localization: fixed (default), sweep, causal-trace, gradient."),
     config: Path | None = typer.Option(None, "--config", help="Editor options from a YAML/JSON file."),
@@ -52,8 +52,8 @@ def edit_command(
 ) -> None:
     """Edit a model's knowledge, evaluate before/after with every metric, save the edit and the report.
 
-    Without --layer, --module or --strategy the editor edits where it edits by default (LocFT: layer 0.66
-    mlp_down; MEND: the matrices its editor was trained for).
+    Without --layer, --module or --strategy the editor edits where it edits by default (LocFT: relative depth
+    0.14, layer 4 of 30 on the default model, mlp_down; MEND: the matrices its editor was trained for).
     """
     import torch
 
@@ -81,8 +81,8 @@ def edit_command(
     cfg = cfg.with_overrides([*set_, *trained, f"seed={seed}"])
     editor = make_editor(method, cfg)
     own_location = layer is None and module is None and strategy is None
-    where = parse_layer(layer or "0.66")
-    module = module or "mlp_down"
+    where = parse_layer(layer) if layer else editor.default_layer
+    module = module or editor.default_module
     strategy = strategy or "fixed"
     if where == "auto":
         strategy = "sweep"

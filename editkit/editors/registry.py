@@ -49,11 +49,15 @@ class Editor(abc.ABC, Generic[C]):
     ) -> EditResult:
         """Compute deltas that teach ``requests`` at ``location``; leave ``model`` unchanged."""
 
+    #: where :meth:`default_location` edits: a relative depth (or layer index) and a module kind
+    default_layer: int | float = 0.66
+    default_module: str = "mlp_down"
+
     def default_location(self, model: Any) -> Location:
-        """Where this editor edits when the user does not say."""
+        """Where this editor edits when the user does not say (``default_layer``, ``default_module``)."""
         from editkit.localize import fixed
 
-        return fixed(model)
+        return fixed(model, self.default_layer, self.default_module)
 
 
 @dataclass(frozen=True)

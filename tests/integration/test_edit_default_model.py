@@ -9,7 +9,6 @@ import torch
 
 from editkit.editors import applied, make_editor
 from editkit.evaluate import EvalConfig, evaluate
-from editkit.localize import fixed
 from editkit.requests import load_requests
 
 pytestmark = pytest.mark.integration
@@ -23,8 +22,11 @@ def test_locft_bf_edits_the_default_model(default_model) -> None:
     state = {k: v.clone() for k, v in model.state_dict().items()}
     cfg = EvalConfig(generation=True, fluency=False, max_new_tokens=8)
     before = evaluate(model, tok, reqs, config=cfg)
-    result = make_editor("locft-bf").compute(model, tok, reqs, fixed(model, 0.66))
-    assert result.info["prefix_cached_at_layer"] == 20
+    editor = make_editor("locft-bf")
+    location = editor.default_location(model)
+    assert location.layers == (4,)  # relative depth 0.14 of 30 layers
+    result = editor.compute(model, tok, reqs, location)
+    assert result.info["prefix_cached_at_layer"] == 4
     with applied(model, result):
         after = evaluate(model, tok, reqs, config=cfg, baseline=before)
     agg = after.aggregate

@@ -7,8 +7,11 @@ For each request of an episode batch:
 2. the equivalence input ``paraphrase -> target_new`` (a paraphrase of the
    prompt; the prompt itself when the request has none): ``L_edit``, the NLL
    of the target under the edited weights;
-3. the locality input (one of the request's neighborhood prompts, prompt and
-   answer as one text): ``L_loc = KL(p_base || p_edited)`` at every position.
+3. the locality input (one of the request's neighborhood prompts with its
+   answer): ``L_loc = KL(p_base || p_edited)`` at the positions that predict
+   the answer (``loc_scope="answer"``) or at every position of prompt and
+   answer as one text (``loc_scope="text"``, as the paper does with its
+   Natural Questions locality inputs).
 
 Requests are grouped into edit episodes of ``edits_per_episode``: the rows of
 an episode's edits are summed into one update, and only that episode's
@@ -102,12 +105,16 @@ def make_episode(
     edits_per_episode: int,
     layer: int,
     pad_id: int,
+    loc_scope: str = "answer",
 ) -> Episode:
     """Encode ``requests`` and cache their hidden states entering block ``layer``.
 
     ``rng`` picks one paraphrase and one neighborhood prompt per request
-    (None: always the first, for validation).
+    (None: always the first, for validation). ``loc_scope``: where the
+    locality KL is taken ("answer" or "text", see the module docstring).
     """
+    if loc_scope not in ("answer", "text"):
+        raise ValueError(f"loc_scope must be 'answer' or 'text', not {loc_scope!r}")
     n = len(requests)
     edit = encode_pairs(tok, [r.prompt for r in requests], [r.target_new for r in requests])
     paraphrases = [_pick(r.paraphrase_prompts, rng) if r.paraphrase_prompts else r.prompt for r in requests]
@@ -117,7 +124,10 @@ def make_episode(
     for i, r in enumerate(requests):
         if r.neighborhood_prompts:
             neighbor = _pick(r.neighborhood_prompts, rng)
-            loc.append(_whole_text(tok, neighbor.prompt, neighbor.target))
+            if loc_scope == "text":
+                loc.append(_whole_text(tok, neighbor.prompt, neighbor.target))
+            else:
+                loc.extend(encode_pairs(tok, [neighbor.prompt], [neighbor.target]))
             owners.append(i)
     cache = PrefixCache.build(model, [*edit, *para, *loc], layer=layer, pad_id=pad_id)
     return Episode(

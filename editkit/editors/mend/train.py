@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -73,6 +73,11 @@ class MendTrainConfig(EditorConfig):
     step_init: float = option("initial per-matrix step size (published)", 1e-4)
     edit_weight: float = option("weight of the equivalence NLL in the loss (published)", 0.1)
     loc_weight: float = option("weight of the locality KL in the loss (published)", 1.0)
+    loc_scope: Literal["answer", "text"] = option(
+        "locality KL at the positions predicting a neighbor's answer (what locality measures) or at every "
+        "position of its text (the paper, with Natural Questions inputs)",
+        "answer",
+    )
     batch_size: int = option("requests per batch: independent edit episodes run in one forward", 8)
     edits_per_episode: int = option("requests combined into one update (1: single edits; more trains for batched editing)", 1)
     accumulate: int = option("batches per optimizer step (gradient accumulation)", 1)
@@ -217,7 +222,7 @@ class _Trainer:
     def episode(self, requests: Sequence[EditRequest], rng: torch.Generator | None) -> Episode:
         return make_episode(
             self.model, self.tok, requests, rng=rng, edits_per_episode=self.cfg.edits_per_episode,
-            layer=self.layer, pad_id=self.pad_id,
+            layer=self.layer, pad_id=self.pad_id, loc_scope=self.cfg.loc_scope,
         )
 
     def run(self, ep: Episode) -> Outcome:
