@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from editkit.cli import transfer
 from editkit.cli._common import handle_errors, out_console, parse_formats, stage_progress
 from editkit.models import DEFAULT_MODEL
 
@@ -49,6 +50,8 @@ def edit_command(
     seed: int = typer.Option(0, "--seed", help="Random seed (editor shuffling; recorded)."),
     formats: str = typer.Option("json,md,html", "--format", help="Report formats to write."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
+    transfer_to: str | None = typer.Option(None, "--transfer-to", help=transfer.HELP_TO),
+    transfer_beta: str = typer.Option("auto", "--transfer-beta", help=transfer.HELP_BETA),
 ) -> None:
     """Edit a model's knowledge, evaluate before/after with every metric, save the edit and the report.
 
@@ -74,6 +77,7 @@ def edit_command(
     if not saves <= {"delta", "model"}:
         raise EditkitError(f"--save: choose from delta, model (comma-separated), not {save!r}")
     entry = get_entry(method)
+    fixed_beta = transfer.check_transfer_options(method, transfer_to, transfer_beta)
     cfg = entry.config_cls.from_file(config) if config else entry.config_cls()
     if editor_dir is not None and "editor" not in entry.config_cls.field_names():
         raise EditkitError(f"--editor: the {method} editor takes no trained editor (it is for --method mend)")
@@ -118,6 +122,11 @@ def edit_command(
             lm, tok, requests, config=eval_cfg, baseline=before, reference_texts=texts,
             base=lambda: reverted(lm, result), progress=progress,
         )
+    moved = None  # --transfer-to: the edit carried over to another model
+    if transfer_to:
+        moved = transfer.run_transfer(
+            transfer_to, lm, tok, result, requests, beta=fixed_beta, device=device, eval_cfg=eval_cfg, texts=texts
+        )
     prov = provenance(
         ["editkit", *sys.argv[1:]],
         [
@@ -132,6 +141,8 @@ def edit_command(
         title=f"{method} on {model}: {len(requests)} edits from {facts.name}",
         config={"facts": str(facts), "n_requests": len(requests), "model": model, "reference": reference},
     )
+    if moved is not None:
+        transfer.add_transfer(report, moved)
     with output_dir(out, overwrite=overwrite) as tmp:
         write_report(report, tmp, formats=fmts)
         save_requests(requests, tmp / "requests.jsonl")

@@ -2,7 +2,9 @@
 
 - :mod:`.config`: :class:`SenseConfig`;
 - :mod:`.general`: the KL regularizer's and the league's general text, :class:`League`;
-- :mod:`.editor`: :class:`SenseEditor` (the training loop).
+- :mod:`.editor`: :class:`SenseEditor` (the training loop);
+- :mod:`.transfer`: :class:`EnsembleLM`, the edit carried over to a larger causal LM
+  sharing the tokenizer, and :func:`transfer_edit` (beta chosen as published).
 
 The sense vectors to train come from the ``senses`` localization strategy
 (:mod:`editkit.localize.senses`); the objectives from :mod:`editkit.objectives`.
@@ -16,5 +18,23 @@ from __future__ import annotations
 from editkit.editors.sense.config import SenseConfig
 from editkit.editors.sense.editor import SenseEditor
 from editkit.editors.sense.general import GeneralText, League, split_general
+from editkit.editors.sense.transfer import (
+    BetaSelection,
+    EnsembleLM,
+    check_shared_tokenizer,
+    select_beta,
+    transfer_edit,
+)
 
-__all__ = ["GeneralText", "League", "SenseConfig", "SenseEditor", "split_general"]
+__all__ = [
+    "BetaSelection",
+    "EnsembleLM",
+    "GeneralText",
+    "League",
+    "SenseConfig",
+    "SenseEditor",
+    "check_shared_tokenizer",
+    "select_beta",
+    "split_general",
+    "transfer_edit",
+]
