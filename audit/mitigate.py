@@ -34,7 +34,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from audit.intruders.analysis import IntruderConfig, intruder_analysis, iter_inspections, layout
+from audit.intruders.analysis import (
+    IntruderConfig,
+    Progress,
+    intruder_analysis,
+    iter_inspections,
+    layout,
+)
 from audit.intruders.cache import BasisCache, default_cache_dir
 from audit.intruders.results import IntruderReport
 from audit.intruders.spectral import TopSVD, on_backend
@@ -121,6 +127,13 @@ class MitigationResult:
         return out
 
 
+def _staged(progress: Progress | None, stage: str) -> Progress | None:
+    if progress is None:
+        return None
+    callback = progress
+    return lambda _stage, done, total: callback(stage, done, total)
+
+
 def _mean_energy(report: IntruderReport) -> float:
     return sum(m.energy_share for m in report.matrices) / max(len(report.matrices), 1)
 
@@ -135,6 +148,7 @@ def mitigate_intruders(
     cache_dir: str | Path | None = None,
     cache: bool = True,
     recheck: bool = True,
+    progress: Progress | None = None,
 ) -> MitigationResult:
     """Scale the intruder directions of every compared matrix by ``lam``.
 
@@ -147,6 +161,8 @@ def mitigate_intruders(
         cache_dir: base-basis cache folder (default :func:`audit.intruders.default_cache_dir`).
         cache: False to bypass the cache.
         recheck: run the analysis again on the mitigated weights (``result.after``).
+        progress: ``progress(stage, done, total)`` after each matrix (stages
+            ``"mitigating"``, then ``"rechecking"``).
 
     Raises:
         InputError: ``lam`` outside ``[0, 1]``, or tuned weights that do not fit the base.
@@ -160,7 +176,8 @@ def mitigate_intruders(
     rows = []
     deltas: dict[str, torch.Tensor] = {}
     scaled: dict[str, tuple[int, ...]] = {}
-    for target, ins in iter_inspections(base, weights, config=cfg, backend=be, cache=store):
+    stage = _staged(progress, "mitigating")
+    for target, ins in iter_inspections(base, weights, config=cfg, backend=be, cache=store, progress=stage):
         rows.append(ins.row)
         if not ins.row.intruders:
             continue
@@ -173,7 +190,8 @@ def mitigate_intruders(
     result = MitigationResult(weights, deltas, scaled, lam, before, config=settings)
     if recheck:
         result.after = intruder_analysis(
-            base, result.weights(), config=cfg, backend=be, cache_dir=store.root, cache=store.root is not None
+            base, result.weights(), config=cfg, backend=be, cache_dir=store.root,
+            cache=store.root is not None, progress=_staged(progress, "rechecking"),
         )
     return result
 

@@ -3,7 +3,8 @@
 Shuttleworth et al., "LoRA vs Full Fine-tuning: An Illusion of Equivalence"
 (NeurIPS 2025). See :mod:`audit.intruders.analysis` for the procedure,
 :mod:`audit.intruders.results` for the exact definitions of what is reported,
-:mod:`audit.intruders.spectral` for the SVDs and their accuracy check.
+:mod:`audit.intruders.spectral` for the SVDs and their accuracy check,
+:mod:`audit.intruders.export` for the files a report is written to.
 
 >>> from audit.intruders import intruder_analysis, intruder_heatmap
 >>> report = intruder_analysis(base, "runs/lora")        # doctest: +SKIP
@@ -20,6 +21,7 @@ from audit.intruders.analysis import (
     intruder_analysis,
 )
 from audit.intruders.cache import BasisCache, default_cache_dir
+from audit.intruders.export import intruder_payload, top_matrices, write_intruder_files
 from audit.intruders.figures import intruder_heatmap, spectrum_plot
 from audit.intruders.results import IntruderReport, MatrixIntruders
 
@@ -34,5 +36,8 @@ __all__ = [
     "inspect_matrix",
     "intruder_analysis",
     "intruder_heatmap",
+    "intruder_payload",
     "spectrum_plot",
+    "top_matrices",
+    "write_intruder_files",
 ]

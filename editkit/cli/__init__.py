@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from editkit import __version__
+from editkit.cli import audit as _audit
 from editkit.cli import mend as _mend
 from editkit.cli import models as _models
 from editkit.cli.edit import edit_command
@@ -20,6 +21,7 @@ app = typer.Typer(
 )
 app.add_typer(_models.app, name="models")
 app.add_typer(_mend.app, name="mend")
+app.add_typer(_audit.app, name="audit")
 app.command("eval")(eval_command)
 app.command("edit")(edit_command)
 app.command("localize")(localize_command)

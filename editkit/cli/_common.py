@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from editkit.errors import EditkitError
@@ -51,9 +52,10 @@ def handle_errors(fn: F) -> F:
                 return fn(*args, **kwargs)
         except EditkitError as exc:
             lines = str(exc).splitlines() or [type(exc).__name__]
-            err_console.print(f"[bold red]error:[/] {lines[0]}", highlight=False, soft_wrap=True)
+            # escape: messages name files and extras like editkit[gpu], not rich markup
+            err_console.print(f"[bold red]error:[/] {escape(lines[0])}", highlight=False, soft_wrap=True)
             for line in lines[1:]:
-                err_console.print(f"  {line}", highlight=False, soft_wrap=True)
+                err_console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]: nothing was written")
@@ -63,7 +65,7 @@ def handle_errors(fn: F) -> F:
         except Exception as exc:  # a bug: one line, and how to see more
             msg = str(exc).splitlines()[0] if str(exc) else ""
             err_console.print(
-                f"[bold red]internal error:[/] {type(exc).__name__}: {msg} "
+                f"[bold red]internal error:[/] {type(exc).__name__}: {escape(msg)} "
                 "(run with EDITKIT_DEBUG=1 for the traceback, and please report it)",
                 highlight=False,
                 soft_wrap=True,
