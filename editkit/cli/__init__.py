@@ -8,9 +8,11 @@ from editkit import __version__
 from editkit.cli import audit as _audit
 from editkit.cli import mend as _mend
 from editkit.cli import models as _models
+from editkit.cli.cge import cge_command
 from editkit.cli.edit import edit_command
 from editkit.cli.eval import eval_command
 from editkit.cli.localize import localize_command
+from editkit.cli.tuco import tuco_command
 
 app = typer.Typer(
     name="editkit",
@@ -24,7 +26,9 @@ app.add_typer(_mend.app, name="mend")
 app.add_typer(_audit.app, name="audit")
 app.command("eval")(eval_command)
 app.command("edit")(edit_command)
+app.command("cge")(cge_command)
 app.command("localize")(localize_command)
+app.command("tuco")(tuco_command)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,183 @@
+"""Prompts for TuCo: reading them, wrapping them in the chat template, padding them into batches.
+
+TuCo is measured at the LAST token of the prompt, before generation. For a
+chat model the prompt is the templated conversation (optional system message,
+the user message, the assistant header: ``add_generation_prompt=True``), so the
+last prompt token is the end of the assistant header. Batches are padded on
+either side with an explicit ``attention_mask`` and ``position_ids`` (the
+shared :func:`editkit.batching.collate`); :attr:`PromptBatch.last` names the
+last real token of every row, so padded positions are never read.
+
+>>> ids = encode_prompts(tok, ["How do I bake bread?"], system_prompt="Be brief.")   # doctest: +SKIP
+>>> batch = prompt_batch(ids, pad_id=tok.pad_token_id, padding_side="left")          # doctest: +SKIP
+>>> batch.last                                                                       # doctest: +SKIP
+tensor([17])
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from editkit.batching import Encoded, PaddingSide, collate, encode_prompt
+from editkit.errors import InputError
+
+PROMPT_FIELDS: tuple[str, ...] = ("prompt", "text")
+"""JSONL fields read as the prompt, first present wins."""
+
+
+def read_prompts(path: str | Path) -> list[str]:
+    """Prompts from a ``.jsonl`` file (a ``"prompt"`` or ``"text"`` string per line) or a ``.txt`` file (one per line).
+
+    Blank lines are skipped.
+
+    Raises:
+        InputError: missing file, another suffix, a bad line (named by file and
+            line), or no prompts at all.
+
+    >>> read_prompts("data/prompts.jsonl")[:1]     # doctest: +SKIP
+    ['How do I bake bread?']
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: no such file; pass a .jsonl file with a 'prompt' field per line, or a .txt file")
+    if p.suffix not in (".jsonl", ".txt"):
+        raise InputError(f"{p}: expected a .jsonl file (one {{\"prompt\": ...}} per line) or a .txt file (one prompt per line)")
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise InputError(f"{p}: not UTF-8 text") from None
+    prompts = []
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        if p.suffix == ".txt":
+            prompts.append(line)
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{p}:{lineno}: not valid JSON ({exc.msg})") from None
+        field = next((f for f in PROMPT_FIELDS if isinstance(record, dict) and f in record), None)
+        if field is None:
+            raise InputError(f"{p}:{lineno}: prompt: expected an object with a 'prompt' (or 'text') field")
+        value = record[field]
+        if not isinstance(value, str) or not value.strip():
+            raise InputError(f"{p}:{lineno}: {field}: expected a non-empty string")
+        prompts.append(value)
+    if not prompts:
+        raise InputError(f"{p}: no prompts found")
+    return prompts
+
+
+def uses_chat_template(tok: Any, chat: bool | None = None) -> bool:
+    """Whether prompts get the chat template: ``chat`` if given, else whether ``tok`` has one.
+
+    Raises:
+        InputError: ``chat=True`` and the tokenizer has no chat template.
+    """
+    has = bool(getattr(tok, "chat_template", None))
+    if chat and not has:
+        raise InputError("tuco: the chat template was asked for but the tokenizer has none; drop --chat (or chat=True)")
+    return has if chat is None else chat
+
+
+def chat_text(tok: Any, prompt: str, system_prompt: str | None = None) -> str:
+    """The prompt as a chat: ``[system,] user`` messages and the assistant header, as text.
+
+    Raises:
+        InputError: the template rejects the conversation (e.g. no system role).
+    """
+    messages = [{"role": "user", "content": prompt}]
+    if system_prompt:
+        messages.insert(0, {"role": "system", "content": system_prompt})
+    try:
+        text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    except Exception as exc:  # jinja raises TemplateError (e.g. "System role not supported")
+        raise InputError(f"tuco: the tokenizer's chat template rejects the prompt ({str(exc).splitlines()[0]})") from None
+    return str(text)
+
+
+def encode_prompts(
+    tok: Any,
+    prompts: Sequence[str],
+    *,
+    chat: bool | None = None,
+    system_prompt: str | None = None,
+) -> list[tuple[int, ...]]:
+    """Token ids of each prompt, chat-templated when :func:`uses_chat_template` says so.
+
+    A templated prompt is tokenized without adding special tokens (the template
+    writes its own); a plain prompt gets the tokenizer's usual ones (BOS).
+
+    Raises:
+        InputError: a prompt with no tokens.
+    """
+    templated = uses_chat_template(tok, chat)
+    out = []
+    for i, prompt in enumerate(prompts):
+        if templated:
+            ids = tuple(tok(chat_text(tok, prompt, system_prompt), add_special_tokens=False)["input_ids"])
+        else:
+            ids = encode_prompt(tok, prompt)
+        if not ids:
+            raise InputError(f"tuco: prompt {i} ({prompt!r}) has no tokens")
+        out.append(ids)
+    return out
+
+
+def pad_id_of(tok: Any) -> int:
+    """The id padded positions get (never attended to): pad, else EOS, else 0."""
+    for attr in ("pad_token_id", "eos_token_id"):
+        value = getattr(tok, attr, None)
+        if isinstance(value, int):
+            return value
+    return 0
+
+
+def last_positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Column of the last real token of each row of ``attention_mask`` ``[batch, seq]``: ``[batch]``.
+
+    >>> last_positions(torch.tensor([[0, 1, 1], [1, 1, 0]]))
+    tensor([2, 1])
+    """
+    width = attention_mask.shape[-1]
+    return width - 1 - attention_mask.flip(-1).to(torch.long).argmax(-1)
+
+
+@dataclass(frozen=True)
+class PromptBatch:
+    """Padded prompts.
+
+    Attributes:
+        input_ids: ``[batch, seq]``.
+        attention_mask: ``[batch, seq]``, 1 on real tokens.
+        position_ids: ``[batch, seq]``, 0 at each row's first real token.
+        last: ``[batch]``, the column of each row's last prompt token.
+    """
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    position_ids: torch.Tensor
+    last: torch.Tensor
+
+    def to(self, device: torch.device | str) -> PromptBatch:
+        return PromptBatch(*(t.to(device) for t in (self.input_ids, self.attention_mask, self.position_ids, self.last)))
+
+    def model_inputs(self) -> dict[str, torch.Tensor]:
+        """Keyword arguments for ``model(...)``."""
+        return {"input_ids": self.input_ids, "attention_mask": self.attention_mask, "position_ids": self.position_ids}
+
+
+def prompt_batch(
+    ids: Sequence[Sequence[int]], *, pad_id: int, padding_side: PaddingSide = "left"
+) -> PromptBatch:
+    """Pad token-id sequences into a :class:`PromptBatch` (explicit mask and positions)."""
+    batch = collate([Encoded(tuple(row), ()) for row in ids], pad_id=pad_id, padding_side=padding_side)
+    mask = batch.attention_mask
+    return PromptBatch(batch.input_ids, mask, batch.position_ids, last_positions(mask))
