@@ -101,7 +101,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     ap.add_argument("--ftdf-max", type=int, default=100, help="largest size FT-DF runs at (it is slow by design)")
-    ap.add_argument("--layer", type=float, default=0.66)
+    ap.add_argument("--layer", type=float, default=0.14, help="relative depth (LocFT-BF's default: 0.14, layer 4 of 30)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="editor option key=value")
     ap.add_argument("--eval-limit", type=int, default=200, help="score metrics on the first N edited requests")
