@@ -1,6 +1,7 @@
 # Two set-up commands for a fresh machine (see README.md):
 #   make demo   installs everything into .venv and runs the main job on the default model
 #   make test   installs everything into .venv and runs lint + the whole test suite
+#   make backpack  builds the Backpack corpus (once) and trains a small Backpack into runs/backpack
 # The second run reuses what is installed (the stamp file below).
 
 PYTHON ?= python3
@@ -8,7 +9,13 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.editkit-installed
 
-.PHONY: setup demo test unit integration lint clean
+# The small Backpack (editkit backpack train): corpus folder, passages sampled from the default model
+# for it, and extra flags for training (after an interruption: make backpack BACKPACK_FLAGS=--resume).
+BACKPACK_CORPUS   ?= data/backpack
+BACKPACK_PASSAGES ?= 400
+BACKPACK_FLAGS    ?=
+
+.PHONY: setup demo test unit integration lint clean backpack
 
 setup: $(STAMP)
 
@@ -25,6 +32,16 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(VENV)/bin/editkit models prepare
 	$(VENV)/bin/editkit edit --facts data/demo.jsonl --out runs/demo --overwrite
+
+# Corpus: every fact of the fact tables in several phrasings, the shipped general text and
+# $(BACKPACK_PASSAGES) passages sampled from the default model (~10 min on 2 cores, estimated); built once.
+$(BACKPACK_CORPUS)/corpus_train.jsonl: | $(STAMP)
+	$(VENV)/bin/editkit models prepare
+	$(PY) data/scripts/build_backpack_corpus.py --out-dir $(BACKPACK_CORPUS) --sample-passages $(BACKPACK_PASSAGES)
+
+# Training with the default options (`editkit backpack options`): under an hour on 2 CPU cores.
+backpack: setup $(BACKPACK_CORPUS)/corpus_train.jsonl
+	$(VENV)/bin/editkit backpack train --corpus $(BACKPACK_CORPUS) --out runs/backpack --overwrite $(BACKPACK_FLAGS)
 
 lint: setup
 	$(VENV)/bin/ruff check editkit probes audit gpu tests examples data bench

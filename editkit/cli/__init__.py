@@ -6,6 +6,7 @@ import typer
 
 from editkit import __version__
 from editkit.cli import audit as _audit
+from editkit.cli import backpack as _backpack
 from editkit.cli import mend as _mend
 from editkit.cli import models as _models
 from editkit.cli.cge import cge_command
@@ -23,6 +24,7 @@ app = typer.Typer(
 )
 app.add_typer(_models.app, name="models")
 app.add_typer(_mend.app, name="mend")
+app.add_typer(_backpack.app, name="backpack")
 app.add_typer(_audit.app, name="audit")
 app.command("eval")(eval_command)
 app.command("edit")(edit_command)

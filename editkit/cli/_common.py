@@ -130,3 +130,18 @@ def parse_formats(value: str) -> tuple[str, ...]:
             f"--format: unknown format(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(RENDERERS)}"
         )
     return formats
+
+
+def print_options(title: str, config_cls: Any) -> None:
+    """A table of a config dataclass's options (for --set and --config): name, default, meaning."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("option", "default", "meaning"):
+        table.add_column(col)
+    defaults = config_cls().to_dict()
+    for name, text in config_cls.help().items():
+        value = defaults[name]
+        shown = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+        table.add_row(name, shown or "-", text)
+    out_console.print(table)

@@ -9,7 +9,13 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from editkit.cli._common import err_console, handle_errors, out_console, stage_progress
+from editkit.cli._common import (
+    err_console,
+    handle_errors,
+    out_console,
+    print_options,
+    stage_progress,
+)
 from editkit.models import DEFAULT_MODEL
 
 app = typer.Typer(help="Train MEND editors (learned gradient editing) for a base model.", no_args_is_help=True)
@@ -28,15 +34,7 @@ def options_command() -> None:
     """List the training options (for --set and --config) with their defaults."""
     from editkit.editors.mend import MendTrainConfig
 
-    table = Table(title="editkit mend train options")
-    for col in ("option", "default", "meaning"):
-        table.add_column(col)
-    defaults = MendTrainConfig().to_dict()
-    for name, text in MendTrainConfig.help().items():
-        value = defaults[name]
-        shown = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
-        table.add_row(name, shown or "-", text)
-    out_console.print(table)
+    print_options("editkit mend train options", MendTrainConfig)
 
 
 @app.command("train")

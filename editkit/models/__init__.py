@@ -114,6 +114,7 @@ def load_model(
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    import editkit.backpack  # noqa: F401  (registers the Backpack model type with the Auto classes)
     from editkit.models.cache import _quiet_transformers
 
     torch_dtype = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
