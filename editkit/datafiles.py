@@ -58,15 +58,38 @@ def text_of(path: Path, lineno: int, obj: Any) -> str:
     return str(obj["text"])
 
 
-def read_texts(path: str | Path) -> list[str]:
-    """Passages from a reference-text file: JSONL with a ``text`` field, or plain text (one per line)."""
+def read_texts(
+    path: str | Path,
+    fields: tuple[str, ...] = ("text",),
+    *,
+    option: str = "--reference",
+    what: str = "passages",
+) -> list[str]:
+    """Texts from a file: JSONL with one of ``fields`` per line (the first present), or plain text (one per line).
+
+    Blank lines are skipped. Errors name the file (and line) and, for a missing
+    file, the command-line ``option`` that takes it.
+
+    Raises:
+        InputError: no such file, a bad JSON line, a missing or empty field, or no texts at all.
+    """
     p = Path(path)
     if not p.is_file():
-        raise EditkitError(f"{p}: no such file; pass --reference with a .jsonl or .txt file")
-    if p.suffix == ".jsonl":
-        texts = [text_of(p, lineno, obj) for lineno, obj in iter_jsonl(p)]
+        raise InputError(f"{p}: no such file; pass {option} with a .jsonl file ({fields[0]!r} per line) or a .txt file")
+    try:
+        content = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{p}: not UTF-8 text") from None
+    if p.suffix != ".jsonl":
+        texts = [line for line in content.splitlines() if line.strip()]
     else:
-        texts = [line for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+        texts = []
+        for lineno, obj in iter_jsonl(p, content):
+            field = next((f for f in fields if isinstance(obj, dict) and f in obj), fields[0])
+            value = obj.get(field) if isinstance(obj, dict) else None
+            if not isinstance(value, str) or not value.strip():
+                raise InputError(f"{p}:{lineno}: {field}: expected a non-empty string")
+            texts.append(value)
     if not texts:
-        raise EditkitError(f"{p}: no passages found")
+        raise InputError(f"{p}: no {what} found")
     return texts

@@ -16,7 +16,6 @@ tensor([17])
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import torch
 
 from editkit.batching import Encoded, PaddingSide, collate, encode_prompt
+from editkit.datafiles import read_texts
 from editkit.errors import InputError
 
 PROMPT_FIELDS: tuple[str, ...] = ("prompt", "text")
@@ -44,35 +44,9 @@ def read_prompts(path: str | Path) -> list[str]:
     ['How do I bake bread?']
     """
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: no such file; pass a .jsonl file with a 'prompt' field per line, or a .txt file")
-    if p.suffix not in (".jsonl", ".txt"):
+    if p.is_file() and p.suffix not in (".jsonl", ".txt"):
         raise InputError(f"{p}: expected a .jsonl file (one {{\"prompt\": ...}} per line) or a .txt file (one prompt per line)")
-    try:
-        lines = p.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise InputError(f"{p}: not UTF-8 text") from None
-    prompts = []
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        if p.suffix == ".txt":
-            prompts.append(line)
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{p}:{lineno}: not valid JSON ({exc.msg})") from None
-        field = next((f for f in PROMPT_FIELDS if isinstance(record, dict) and f in record), None)
-        if field is None:
-            raise InputError(f"{p}:{lineno}: prompt: expected an object with a 'prompt' (or 'text') field")
-        value = record[field]
-        if not isinstance(value, str) or not value.strip():
-            raise InputError(f"{p}:{lineno}: {field}: expected a non-empty string")
-        prompts.append(value)
-    if not prompts:
-        raise InputError(f"{p}: no prompts found")
-    return prompts
+    return read_texts(p, PROMPT_FIELDS, option="--prompts", what="prompts")
 
 
 def uses_chat_template(tok: Any, chat: bool | None = None) -> bool:

@@ -37,28 +37,9 @@ def read_lines(path: Path, option: str, field: str) -> list[str]:
     Raises:
         InputError: no such file, a bad JSON line (file and line named), or no entries.
     """
-    from editkit.errors import InputError
+    from editkit.datafiles import read_texts
 
-    if not path.is_file():
-        raise InputError(f"{option}: {path}: no such file; pass a .jsonl file (a {field!r} per line) or a .txt file")
-    items: list[str] = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        if path.suffix != ".jsonl":
-            items.append(line)
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-        value = record.get(field) if isinstance(record, dict) else None
-        if not isinstance(value, str) or not value.strip():
-            raise InputError(f"{path}:{lineno}: {field}: expected a non-empty string")
-        items.append(value)
-    if not items:
-        raise InputError(f"{option}: {path} holds no entries")
-    return items
+    return read_texts(path, (field,), option=option, what="entries")
 
 
 def _shown(text: str) -> str:
