@@ -321,3 +321,24 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
     )
     tok.chat_template = _CHAT_TEMPLATE
     return tok
+
+
+def save_tiny_lora(path: Any) -> Any:
+    """A peft LoRA adapter (r=2, random nonzero B scaled by 0.3) on ``tiny_model("llama", seed=0)``, saved to ``path``.
+
+    A moderate update: some of its directions intrude on the base spectrum, some do not.
+    """
+    from peft import LoraConfig, get_peft_model
+
+    model, _ = tiny_model("llama", seed=0)
+    targets = ["q_proj", "v_proj", "up_proj", "down_proj"]
+    config = LoraConfig(r=2, lora_alpha=4, init_lora_weights=False, target_modules=targets)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        peft_model = get_peft_model(model, config)
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.mul_(0.3)
+    peft_model.save_pretrained(path)
+    return path

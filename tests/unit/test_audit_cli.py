@@ -12,7 +12,7 @@ from types import ModuleType
 
 import pytest
 import torch
-from tiny_models import tiny_model
+from tiny_models import save_tiny_lora, tiny_model
 from typer.testing import CliRunner
 
 import gpu
@@ -37,20 +37,7 @@ def _one_blas_thread() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def lora_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A peft LoRA adapter on tiny_model("llama", seed=0) with a random, nonzero B."""
-    from peft import LoraConfig, get_peft_model
-
-    model, _ = tiny_model("llama", seed=0)
-    config = LoraConfig(r=2, lora_alpha=4, init_lora_weights=False, target_modules=["q_proj", "v_proj", "up_proj", "down_proj"])
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(1)
-        peft_model = get_peft_model(model, config)
-    with torch.no_grad():  # a moderate update: some directions intrude, some do not
-        for name, p in peft_model.named_parameters():
-            if "lora_B" in name:
-                p.mul_(0.3)
-    path = tmp_path_factory.mktemp("lora")
-    peft_model.save_pretrained(path)
-    return path
+    return save_tiny_lora(tmp_path_factory.mktemp("lora"))
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tiny_models import tiny_model, tiny_tokenizer
+from tiny_models import save_tiny_lora, tiny_model, tiny_tokenizer
 
 import gpu
 from audit.intruders import (
@@ -138,21 +138,8 @@ def test_randomized_path_is_checked_and_agrees() -> None:
 # -- a tiny real model with a peft LoRA adapter ------------------------------------------------------
 @pytest.fixture(scope="module")
 def lora_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from peft import LoraConfig, get_peft_model
-
-    model, _ = tiny_model("llama", seed=0)
-    targets = ["q_proj", "v_proj", "up_proj", "down_proj"]
-    config = LoraConfig(r=2, lora_alpha=4, init_lora_weights=False, target_modules=targets)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(1)
-        peft_model = get_peft_model(model, config)
-    with torch.no_grad():  # a moderate update: some directions intrude, some do not
-        for name, p in peft_model.named_parameters():
-            if "lora_B" in name:
-                p.mul_(0.3)
-    path = tmp_path_factory.mktemp("lora")
-    peft_model.save_pretrained(path)
-    return path
+    """A peft LoRA adapter on tiny_model("llama", seed=0) with a random, nonzero B."""
+    return save_tiny_lora(tmp_path_factory.mktemp("lora"))
 
 
 def _merged(model_type: str, adapter: Path) -> dict[str, torch.Tensor]:
