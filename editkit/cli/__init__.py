@@ -9,6 +9,7 @@ from editkit.cli import audit as _audit
 from editkit.cli import backpack as _backpack
 from editkit.cli import mend as _mend
 from editkit.cli import models as _models
+from editkit.cli import probe as _probe
 from editkit.cli.cge import cge_command
 from editkit.cli.edit import edit_command
 from editkit.cli.eval import eval_command
@@ -26,6 +27,7 @@ app.add_typer(_models.app, name="models")
 app.add_typer(_mend.app, name="mend")
 app.add_typer(_backpack.app, name="backpack")
 app.add_typer(_audit.app, name="audit")
+app.add_typer(_probe.app, name="probe")
 app.command("eval")(eval_command)
 app.command("edit")(edit_command)
 app.command("cge")(cge_command)

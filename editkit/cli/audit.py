@@ -1,13 +1,15 @@
 """``editkit audit``: what a fine-tune or an edit did to its base model.
 
-``editkit audit intruders`` runs the intruder-dimension analysis (Shuttleworth
-et al.; :mod:`audit.intruders`) and, with ``--mitigate``, shrinks the intruder
-directions. ``audit`` is a command group so that the full audit report
-(``editkit audit --base B --tuned T``) can become its default command (a
-``@app.callback(invoke_without_command=True)``) next to the subcommands.
+``editkit audit --base B --tuned T`` runs the selected analyses (TuCo, CGE,
+intruder dimensions, refusal, drift: :mod:`audit.analyses`) on one shared
+context and writes one report (JSON, Markdown, self-contained HTML with
+figures), with a console summary. It is the group's callback
+(``invoke_without_command=True``): with no subcommand the callback audits;
+``editkit audit intruders ...`` still runs the intruder analysis alone (with
+``--mitigate``), and ``editkit audit analyses`` lists the analyses and options.
 
-Layering: ``editkit`` never imports ``audit`` at module level; this command
-imports it inside the function (DESIGN.md: only ``editkit.cli`` reaches up,
+Layering: ``editkit`` never imports ``audit`` at module level; these commands
+import it inside the functions (DESIGN.md: only ``editkit.cli`` reaches up,
 lazily).
 """
 
@@ -21,9 +23,109 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from editkit.cli._common import handle_errors, out_console, stage_progress
+from editkit.cli._common import (
+    debug,
+    err_console,
+    handle_errors,
+    out_console,
+    parse_formats,
+    stage_progress,
+)
 
-app = typer.Typer(help="Audit what a fine-tune or an edit did to its base model.", no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True)  # help: the callback's docstring
+
+
+@app.callback(invoke_without_command=True)
+@handle_errors
+def audit_callback(
+    ctx: typer.Context,
+    base: str | None = typer.Option(None, "--base", "-b", help="Base model: zoo alias, local folder, .gguf file or hub id."),
+    tuned: Path | None = typer.Option(None, "--tuned", "-t", help="Tuned model: full fine-tune folder, peft LoRA adapter folder, or editkit edit output."),
+    analyses: str = typer.Option("all", "--analyses", "-a", help="Comma-separated analyses (tuco,cge,intruders,refusal,drift), or all."),
+    prompts: list[Path] | None = typer.Option(None, "--prompts", "-p", help="Prompt file (repeatable): .jsonl with 'prompt' (or 'text') and an optional 'set' field per line, or .txt (one set). Default: the edit's own prompts, shipped fact prompts and reference text."),
+    reference: str = typer.Option("default", "--reference", help="Reference text for perplexity, KL and novelty: 'default' (shipped passages), a .jsonl/.txt file, or 'none'."),
+    set_: list[str] = typer.Option([], "--set", help="Analysis option <analysis>.<option>=<value> (repeatable), e.g. intruders.k=20; list them with 'editkit audit analyses'."),
+    out: Path = typer.Option(Path("runs/audit"), "--out", "-o", help="Output directory (must not exist unless --overwrite)."),
+    resume: bool = typer.Option(False, "--resume", help="Reuse the analyses an interrupted run into the same --out finished (kept in .<out>.partial/)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory (and discard an interrupted run's analyses)."),
+    formats: str = typer.Option("json,md,html", "--format", help="Report formats to write."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
+    dtype: str = typer.Option("float32", "--dtype", help="float32, bfloat16 or float16."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampling analyses (CGE); recorded."),
+) -> None:
+    """Audit what a fine-tune or an edit did to its base model: all analyses, one report.
+
+    Without a subcommand, runs the analyses on the --base/--tuned pair (any tuned form: full fine-tune, peft LoRA adapter, editkit edit) and writes report.json, report.md (with figures/*.png) and a self-contained report.html into OUT, then prints the analyses, the findings ranked by severity and the verdict.
+
+    An analysis that fails becomes an error finding and the others still run. Each finished analysis is kept in .OUT.partial/ until the report is written, so an interrupted run continues with --resume.
+    """
+    if ctx.invoked_subcommand is not None:
+        if base is not None or tuned is not None:
+            from editkit.errors import InputError
+
+            raise InputError(f"--base/--tuned go after the subcommand: editkit audit {ctx.invoked_subcommand} --base ... --tuned ...")
+        return
+    _audit(base, tuned, analyses, prompts or [], reference, set_, out, resume, overwrite, formats, device, dtype, seed)
+
+
+def _audit(
+    base: str | None, tuned: Path | None, analyses: str, prompts: list[Path], reference: str, set_: list[str],
+    out: Path, resume: bool, overwrite: bool, formats: str, device: str, dtype: str, seed: int,
+) -> None:
+    from audit.analyses import parse_analyses, parse_options
+    from audit.context import AuditContext, read_prompt_sets, reference_texts
+    from audit.report import PartialStore, audit_context_report, check_partial, partial_dir_for
+    from audit.tuned import detect_kind
+    from editkit.errors import InputError
+    from editkit.outputs import check_output_dir
+    from editkit.report import render_console
+
+    # Everything a user can get wrong is checked before the model is loaded.
+    if base is None or tuned is None:
+        missing = " and ".join(n for n, v in (("--base", base), ("--tuned", tuned)) if v is None)
+        raise InputError(f"{missing} missing: editkit audit --base MODEL --tuned TUNED_DIR [--out DIR] (or a subcommand: editkit audit --help)")
+    fmts = parse_formats(formats)
+    names = parse_analyses(analyses)
+    parse_options(names, set_)
+    sets = [s for path in prompts for s in read_prompt_sets(path)] if prompts else None
+    texts = reference_texts(reference)
+    check_output_dir(out, overwrite=overwrite)
+    check_partial(out, resume=resume, overwrite=overwrite)
+    detect_kind(tuned)
+
+    with stage_progress(f"loading {base}") as progress:
+        context = AuditContext.load(base, tuned, prompts=sets, reference=texts, device=device, dtype=dtype,
+                                    seed=seed, progress=progress)
+    try:
+        with stage_progress(f"audit ({', '.join(names)})") as progress:
+            report = audit_context_report(context, analyses=names, set_options=set_, out=out, resume=resume,
+                                          overwrite=overwrite, formats=fmts, command=["editkit", *sys.argv[1:]],
+                                          progress=progress)
+    except KeyboardInterrupt:
+        store = PartialStore(partial_dir_for(out))
+        kept = sorted(p.stem for p in store.root.glob("*.json")) if store.exists() else []
+        where = f"; finished analyses kept in {store.root} ({', '.join(kept)}): rerun with --resume" if kept else ""
+        err_console.print(f"[yellow]interrupted[/]: no report was written{escape(where)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
+    render_console(report, out_console)
+    if debug():
+        for finding in report.findings:
+            if "traceback" in finding.details:
+                err_console.print(f"\n[bold]{escape(finding.analysis)}[/]:\n{escape(finding.details['traceback'])}")
+    out_console.print(f"\naudit report written to [bold]{escape(str(out))}[/]")
+
+
+@app.command("analyses")
+@handle_errors
+def analyses_command() -> None:
+    """List the audit analyses and their options (set them with --set <analysis>.<option>=<value>)."""
+    from audit.analyses import ANALYSES
+    from editkit.cli._common import print_options
+
+    for analysis in ANALYSES.values():
+        out_console.print(f"[bold]{analysis.name}[/]: {escape(analysis.description)}")
+        print_options(f"{analysis.name} options", analysis.options_cls)
+
 
 REFERENCE_PASSAGES = 60
 """Passages of the shipped reference text used for the perplexity check of ``--mitigate``."""

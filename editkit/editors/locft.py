@@ -45,7 +45,7 @@ from editkit.editors.augment import context_prefixes
 from editkit.editors.config import EditorConfig
 from editkit.editors.nullspace import NullSpace, collect_inputs, null_space_projector
 from editkit.editors.prefix import PrefixCache
-from editkit.editors.preservation import preservation_texts
+from editkit.editors.preservation import preservation_pairs, preservation_texts
 from editkit.editors.registry import Editor
 from editkit.editors.result import EditResult
 from editkit.errors import EditkitError
@@ -85,6 +85,12 @@ class LocFTConfig(EditorConfig):
     preserve_per_template: int = _help("preserved prompts per request template (other subjects)", 10)
     preserve_general: int = _help("passages of shipped general text to preserve", 20)
     preserve_file: str | None = _help("extra preservation text (.jsonl with 'text', or .txt)", None)
+    preserve_kl: float = _help(
+        "weight of a KL term keeping the unedited model's answer distributions on preserved "
+        "same-template prompts about other subjects (0 = off)",
+        0.0,
+    )
+    preserve_kl_batch: int = _help("preserved prompts sampled per optimizer step for the KL term", 32)
     augment_prefixes: int = _help(
         "also train each request after this many short openings of general text (ROME-style context "
         "templates; helps paraphrases, costs proportionally more per step)",
@@ -95,9 +101,11 @@ class LocFTConfig(EditorConfig):
         for name in ("lr", "null_threshold"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
+        if self.preserve_kl < 0:
+            raise ValueError("preserve_kl must be >= 0")
         if self.augment_prefixes < 0:
             raise ValueError("augment_prefixes must be >= 0")
-        for name in ("batch_size", "epochs", "max_epochs"):
+        for name in ("batch_size", "epochs", "max_epochs", "preserve_kl_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
 
@@ -142,6 +150,19 @@ class _Tuner:
             append_eos=cfg.eos,
         )
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        # The KL term's sequences follow the requests' in ``encoded`` (one prefix cache for both).
+        self.kl_seqs: list[int] = []
+        self.kl_ref: list[torch.Tensor] = []
+        self.kl_gen = torch.Generator().manual_seed(cfg.seed + 1)
+        if cfg.preserve_kl > 0:
+            pairs = preservation_pairs(requests, per_template=cfg.preserve_per_template)
+            if not pairs:
+                raise EditkitError("preserve_kl > 0 needs preserved prompts: raise preserve_per_template")
+            first = len(self.encoded)
+            self.encoded += encode_pairs(tok, [p for p, _ in pairs], [a for _, a in pairs])
+            self.kl_seqs = list(range(first, len(self.encoded)))
+            with _frozen(model):
+                self.kl_ref = self._reference_logprobs(model)
         self.w0 = {n: p.detach().float().clone() for n, p in self.params.items()}
         self.spaces: dict[str, NullSpace] = {}
         self.transposed = {n: weight_is_transposed(model, n) for n in self.params}
@@ -170,6 +191,17 @@ class _Tuner:
             else None
         )
 
+    @torch.no_grad()
+    def _reference_logprobs(self, model: nn.Module, batch_size: int = 32) -> list[torch.Tensor]:
+        """The unedited model's log-probabilities at the KL sequences' answer positions (``[T_i, V]`` each)."""
+        out: list[torch.Tensor] = []
+        device = model_device(model)
+        for part in range(0, len(self.kl_seqs), batch_size):
+            batch = collate([self.encoded[i] for i in self.kl_seqs[part : part + batch_size]], pad_id=self.pad_id).to(device)
+            logits = gathered_logits(model, batch, lambda kw: model(**kw))
+            out += [lp.cpu() for lp in batch.split(torch.log_softmax(logits.float(), dim=-1))]
+        return out
+
     def delta(self, name: str) -> torch.Tensor:
         d = self.d[name]
         if name not in self.proj:
@@ -180,10 +212,8 @@ class _Tuner:
     def weights(self) -> dict[str, torch.Tensor]:
         return {n: (self.w0[n].to(self.d[n].device) + self.delta(n)).to(self.params[n].dtype) for n in self.d}
 
-    def loss(self, requests: Sequence[int]) -> torch.Tensor:
-        """Mean over the batch (requests and their prefixed copies) of each sequence's mean target-token NLL."""
-        weights = self.weights()
-        idx = [j for i in requests for j in self.variants[i]]
+    def _target_logits(self, idx: Sequence[int], weights: dict[str, torch.Tensor]) -> tuple[Any, torch.Tensor]:
+        """The batch of sequences ``idx`` and the edited model's logits at its target positions."""
 
         def run(kwargs: dict[str, Any]) -> Any:
             return torch.func.functional_call(self.model, weights, (), kwargs, strict=False)
@@ -193,10 +223,30 @@ class _Tuner:
         else:
             batch = collate([self.encoded[i] for i in idx], pad_id=self.pad_id).to(model_device(self.model))
         if self.cfg.target_logits_only:
-            logits = gathered_logits(self.model, batch, run)
-        else:
-            logits = batch.target_logits(run({**batch.model_inputs(), "use_cache": False}).logits)
+            return batch, gathered_logits(self.model, batch, run)
+        return batch, batch.target_logits(run({**batch.model_inputs(), "use_cache": False}).logits)
+
+    def loss(self, requests: Sequence[int]) -> torch.Tensor:
+        """Mean over the batch (requests and their prefixed copies) of each sequence's mean target-token NLL."""
+        idx = [j for i in requests for j in self.variants[i]]
+        batch, logits = self._target_logits(idx, self.weights())
         return batch.mean_nll_of_target_logits(logits).mean()
+
+    def kl(self) -> torch.Tensor | None:
+        """KL(unedited || edited) at the answer positions of a random batch of preserved prompts (None when off)."""
+        if not self.kl_seqs:
+            return None
+        n = len(self.kl_seqs)
+        pick = torch.randperm(n, generator=self.kl_gen)[: self.cfg.preserve_kl_batch].tolist()
+        batch, logits = self._target_logits([self.kl_seqs[k] for k in pick], self.weights())
+        ref = torch.cat([self.kl_ref[k] for k in pick]).to(logits.device)
+        lp = torch.log_softmax(logits.float(), dim=-1)
+        return (ref.exp() * (ref - lp)).sum(-1).mean()
+
+    def objective(self, loss: torch.Tensor) -> torch.Tensor:
+        """What the optimizer minimizes: the edit loss, plus the weighted KL term when it is on."""
+        kl = self.kl()
+        return loss if kl is None else loss + self.cfg.preserve_kl * kl
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
@@ -212,7 +262,8 @@ def _info(tuner: _Tuner) -> dict[str, Any]:
         "null_space": {n: s.describe() for n, s in tuner.spaces.items()},
         "prefix_cached_at_layer": tuner.prefix.layer if tuner.prefix else None,
         "n_requests": len(tuner.variants),
-        "n_sequences": len(tuner.encoded),
+        "n_sequences": len(tuner.encoded) - len(tuner.kl_seqs),
+        "kl_preserved_prompts": len(tuner.kl_seqs),
     }
 
 
@@ -283,7 +334,7 @@ class LocFTBF(_LocalizedFinetune):
                     skipped += 1
                     continue
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                tuner.objective(loss).backward()
                 opt.step()
                 steps += 1
             mean_loss = sum(losses) / n
@@ -318,7 +369,7 @@ class FTDF(_LocalizedFinetune):
             loss = tuner.loss([i])
             while loss.item() >= cfg.stop_loss and steps < cfg.steps_per_edit:
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                tuner.objective(loss).backward()
                 opt.step()
                 steps += 1
                 loss = tuner.loss([i])

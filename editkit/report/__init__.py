@@ -20,13 +20,16 @@ from editkit.report.markdown import render_markdown
 from editkit.report.provenance import model_info, provenance, weights_sha256
 from editkit.report.schema import (
     SCHEMA_VERSION,
+    Figure,
     Finding,
     MetricInfo,
     ModelInfo,
     Provenance,
     Report,
     ReportFormatError,
+    Section,
     Table,
+    rank_findings,
 )
 from editkit.report.write import RENDERERS, write_report
 
@@ -36,15 +39,18 @@ if TYPE_CHECKING:
 __all__ = [
     "RENDERERS",
     "SCHEMA_VERSION",
+    "Figure",
     "Finding",
     "MetricInfo",
     "ModelInfo",
     "Provenance",
     "Report",
     "ReportFormatError",
+    "Section",
     "Table",
     "model_info",
     "provenance",
+    "rank_findings",
     "render_console",
     "render_html",
     "render_json",

@@ -248,3 +248,46 @@ def model_line(m: Any) -> str:
     if m.weights_sha256:
         text += f", sha256 {m.weights_sha256[:12]}…"
     return text + ")"
+
+
+FIGURES_DIR = "figures"
+
+
+def figure_files(report: Report) -> list[tuple[str, Any]]:
+    """``(relative PNG path, figure)`` for every section figure, in report order.
+
+    The paths (``figures/<section>-<n>.png``) are where :func:`editkit.report.write_report`
+    writes the PNG files and where the Markdown links point.
+
+    >>> from editkit.report.schema import Figure, Provenance, Section
+    >>> fig = Figure("bars", "t", {"labels": [], "series": []})
+    >>> r = Report("audit", "t", Provenance("0", "t", [], [], "cpu"),
+    ...            sections=[Section("tuco", "TuCo", figures=[fig])])
+    >>> [path for path, _ in figure_files(r)]
+    ['figures/tuco-1.png']
+    """
+    out = []
+    for section in report.sections:
+        stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in section.name) or "section"
+        for i, fig in enumerate(section.figures, 1):
+            out.append((f"{FIGURES_DIR}/{stem}-{i}.png", fig))
+    return out
+
+
+def draw_figures(report: Report) -> dict[str, bytes | str]:
+    """Each section figure's PNG bytes by :func:`figure_files` path; a figure that cannot be
+    drawn maps to the reason (a string), shown in its place."""
+    from editkit.report.figures import FigureError, draw_figure
+
+    out: dict[str, bytes | str] = {}
+    for path, fig in figure_files(report):
+        try:
+            out[path] = draw_figure(fig)
+        except FigureError as exc:
+            out[path] = f"figure not drawn: {exc}"
+    return out
+
+
+def section_anchor(name: str) -> str:
+    """The HTML id of a section (``section-<name>``)."""
+    return "section-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in name)

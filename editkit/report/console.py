@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from rich import box
 from rich.console import Console, Group, RenderableType
+from rich.panel import Panel
 from rich.table import Table as RichTable
 from rich.text import Text
 
@@ -26,6 +27,7 @@ from editkit.report.schema import Report
 
 _QUALITY_STYLE = {"good": "bold green", "bad": "bold red", "neutral": ""}
 _SEVERITY_STYLE = {"info": "cyan", "warning": "bold yellow", "error": "bold red"}
+_STATUS_STYLE = {"ok": "green", "error": "bold red", "skipped": "dim"}
 
 
 def _header(report: Report) -> RenderableType:
@@ -110,9 +112,34 @@ def _findings(report: Report) -> RenderableType | None:
         text.append(f"{f.severity.upper():>7} ", style=_SEVERITY_STYLE[f.severity])
         text.append(f"{f.analysis}: ", style="bold")
         text.append(f.message)
-        if f.details:
+        if f.details and not report.sections:  # a sectioned report (an audit) keeps details in its files
             text.append("\n        " + short_json(f.details), style="dim")
     return text
+
+
+def _summary(report: Report) -> RenderableType | None:
+    if not report.summary:
+        return None
+    return Panel(Text(report.summary), title="Verdict", title_align="left", border_style="blue")
+
+
+def _sections(report: Report) -> RenderableType | None:
+    """One row per section: status, time, its summary (the figures and tables are in the files)."""
+    if not report.sections:
+        return None
+    table = RichTable(title="Analyses", box=box.SIMPLE_HEAD, title_justify="left")
+    table.add_column("analysis", style="bold", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("time", justify="right", no_wrap=True)
+    table.add_column("summary", overflow="fold")
+    for s in report.sections:
+        table.add_row(
+            Text(s.title),
+            Text(s.status, style=_STATUS_STYLE.get(s.status, "")),
+            Text(format_seconds(s.seconds) if s.seconds is not None else ""),
+            Text(s.summary),
+        )
+    return table
 
 
 def _notes(report: Report) -> RenderableType | None:
@@ -164,7 +191,9 @@ def render_console(report: Report, console: Console | None = None) -> Renderable
         _metrics(report, width),
         _notes(report),
         *_tables(report),
+        _sections(report),
         _findings(report),
+        _summary(report),
         _footer(report),
     ]
     spaced: list[RenderableType] = []

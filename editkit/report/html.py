@@ -11,22 +11,27 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping
 from html import escape
 from typing import Any
 
 from editkit.report._format import (
     direction_arrow,
+    draw_figures,
+    figure_files,
     finding_counts,
     format_count,
     format_seconds,
     format_value,
     metric_grid,
+    metric_info_for,
     normalized,
     numeric_columns,
     numeric_fields,
     per_item_columns,
+    section_anchor,
 )
-from editkit.report.schema import Report
+from editkit.report.schema import Report, Section
 
 MAX_HTML_ROWS = 10_000  # per-item rows in the page; the JSON files hold all of them
 MAX_HISTOGRAMS = 6
@@ -73,6 +78,21 @@ code { font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace; font-si
 dl { display:grid; grid-template-columns:max-content 1fr; gap:4px 16px; margin:0; }
 dt { color:var(--muted); } dd { margin:0; overflow-wrap:anywhere; }
 footer { color:var(--muted); font-size:12px; text-align:center; margin-top:24px; }
+.verdict { border-left:4px solid var(--accent); font-size:15px; line-height:1.6; }
+.verdict h2 { color:var(--accent); }
+nav.toc { display:flex; flex-wrap:wrap; gap:6px 8px; margin-top:14px; }
+nav.toc a { text-decoration:none; color:#1e40af; background:#eff6ff; border:1px solid #dbeafe;
+  border-radius:999px; padding:2px 10px; font-size:13px; }
+.status { display:inline-block; padding:1px 8px; border-radius:999px; font-size:11px; font-weight:700;
+  text-transform:uppercase; letter-spacing:.04em; vertical-align:middle; margin-left:8px; }
+.status.ok { background:#dcfce7; color:#166534; } .status.error { background:#fee2e2; color:#991b1b; }
+.status.skipped { background:#f1f5f9; color:#475569; }
+.time { color:var(--muted); font-size:12px; font-weight:400; margin-left:6px; }
+.summary { margin:0 0 10px; }
+h3 { font-size:14px; margin:18px 0 8px; }
+figure { margin:14px 0 0; } figcaption { color:var(--muted); font-size:12px; text-align:center; }
+.figs { display:grid; grid-template-columns:repeat(auto-fit, minmax(420px, 1fr)); gap:8px 16px; }
+a.sec { color:inherit; }
 """
 
 
@@ -161,17 +181,85 @@ def _notes(report: Report) -> str:
 def _findings(report: Report) -> str:
     if not report.findings:
         return ""
+    sections = {s.name for s in report.sections}
     items = []
     for f in report.findings:
         details = ""
         if f.details:
             text = json.dumps(f.details, indent=2, ensure_ascii=False)
             details = f"<details><summary>details</summary><pre>{_e(text)}</pre></details>"
+        name = f"<b>{_e(f.analysis)}</b>"
+        if f.analysis in sections:
+            name = f'<a class="sec" href="#{_e(section_anchor(f.analysis))}">{name}</a>'
         items.append(
             f'<div class="finding {_e(f.severity)}"><span class="sev">{_e(f.severity)}</span>'
-            f"<b>{_e(f.analysis)}</b>: {_e(f.message)}{details}</div>"
+            f"{name}: {_e(f.message)}{details}</div>"
         )
     return f"<section><h2>Findings ({_e(finding_counts(report))})</h2>{''.join(items)}</section>"
+
+
+def _summary(report: Report) -> str:
+    if not report.summary:
+        return ""
+    toc = ""
+    if report.sections:
+        links = "".join(
+            f'<a href="#{_e(section_anchor(s.name))}">{_e(s.title)}</a>' for s in report.sections
+        )
+        toc = f'<nav class="toc">{links}</nav>'
+    return f'<section class="verdict"><h2>Verdict</h2><p>{_e(report.summary)}</p>{toc}</section>'
+
+
+def _figure(path: str, title: str, description: str, images: Mapping[str, bytes | str]) -> str:
+    image = images.get(path)
+    if not isinstance(image, bytes):
+        return f'<div class="note"><b>{_e(title)}</b>: {_e(image or "figure not drawn")}</div>'
+    caption = f"<figcaption>{_e(description)}</figcaption>" if description else ""
+    return f"<figure>{_img(image, title)}{caption}</figure>"
+
+
+def _section(section: Section, report: Report, paths: list[str], images: Mapping[str, bytes | str]) -> str:
+    time = f'<span class="time">{_e(format_seconds(section.seconds))}</span>' if section.seconds else ""
+    head = (
+        f'<h2>{_e(section.title)}<span class="status {_e(section.status)}">{_e(section.status)}</span>'
+        f"{time}</h2>"
+    )
+    parts = [head]
+    if section.summary:
+        parts.append(f'<p class="summary">{_e(section.summary)}</p>')
+    if section.metrics:
+        rows = []
+        for name, value in section.metrics.items():
+            info = section.metric_info.get(name) or metric_info_for(report, name)
+            rows.append(
+                f"<tr><td><b>{_e(name)}</b> <span class='arrow'>{direction_arrow(info)}</span></td>"
+                f'<td class="num">{_e(format_value(value, info.fmt if name in section.metric_info else None))}</td>'
+                f'<td class="desc">{_e(info.description)}</td></tr>'
+            )
+        parts.append(
+            '<table><thead><tr><th>metric</th><th class="num">value</th><th>description</th></tr>'
+            f"</thead><tbody>{''.join(rows)}</tbody></table>"
+        )
+    if section.figures:
+        figs = "".join(
+            _figure(path, fig.title, fig.description, images)
+            for path, fig in zip(paths, section.figures, strict=True)
+        )
+        parts.append(f'<div class="figs">{figs}</div>')
+    for t in section.tables:
+        desc = f'<p class="desc">{_e(t.description)}</p>' if t.description else ""
+        parts.append(f'<h3>{_e(t.title)}</h3>{desc}<div class="scroll">{_table(t.columns, t.rows, t.fmt)}</div>')
+    return f'<section id="{_e(section_anchor(section.name))}">{"".join(parts)}</section>'
+
+
+def _sections(report: Report, images: Mapping[str, bytes | str]) -> str:
+    paths = [path for path, _ in figure_files(report)]
+    out, start = [], 0
+    for section in report.sections:
+        n = len(section.figures)
+        out.append(_section(section, report, paths[start : start + n], images))
+        start += n
+    return "".join(out)
 
 
 def _tables(report: Report) -> str:
@@ -237,17 +325,20 @@ def _provenance(report: Report) -> str:
     return "".join(out)
 
 
-def render_html(report: Report) -> str:
+def render_html(report: Report, images: Mapping[str, bytes | str] | None = None) -> str:
     """Render a report as one self-contained HTML page.
 
-    The page has the header and models, the metrics table (with a Δ column
-    when there are exactly two metric columns) and a grouped bar chart, notes,
-    findings, tables, per-item histograms (up to ``MAX_HISTOGRAMS`` numeric
-    fields) and a scrollable per-item table (up to ``MAX_HTML_ROWS`` rows),
-    timings, and provenance with the configuration.
+    The page has the header and models, the summary (an audit's verdict) with
+    links to the sections, the metrics table (with a Δ column when there are
+    exactly two metric columns) and a grouped bar chart, notes, findings, the
+    sections (summary, metrics, figures, tables), tables, per-item histograms
+    (up to ``MAX_HISTOGRAMS`` numeric fields) and a scrollable per-item table
+    (up to ``MAX_HTML_ROWS`` rows), timings, and provenance with the configuration.
 
     Args:
         report: The report (not modified).
+        images: The section figures already drawn (:func:`editkit.report._format.draw_figures`),
+            so that writing several formats draws each once; None draws them here.
 
     Returns:
         The HTML document.
@@ -258,11 +349,15 @@ def render_html(report: Report) -> str:
     2
     """
     report = normalized(report)
+    if images is None:
+        images = draw_figures(report) if report.sections else {}
     body = "".join(
         [
             _header(report),
+            _summary(report),
             _metrics(report) or (f"<section>{_notes(report)}</section>" if report.notes else ""),
             _findings(report),
+            _sections(report, images),
             _tables(report),
             _per_item(report),
             _provenance(report),
@@ -277,4 +372,26 @@ def render_html(report: Report) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(report.title)}</title><style>{_CSS}</style></head>"
         f"<body><main>{body}{footer}</main></body></html>\n"
+    )
+
+
+NOTEBOOK_HEIGHT = 760  # pixels of the frame a notebook shows (the page scrolls inside it)
+
+
+def render_notebook_html(report: Report) -> str:
+    """The HTML page inside an ``<iframe srcdoc>``, for Jupyter's ``_repr_html_``.
+
+    The frame keeps the page's styles from leaking into the notebook (and the
+    notebook's into the page); the page itself is :func:`render_html`'s.
+
+    >>> from editkit.report.schema import Provenance, Report
+    >>> prov = Provenance("0.1.0", "2025-01-01T00:00:00Z", ["eval"], [], "cpu")
+    >>> render_notebook_html(Report("eval", "demo", prov)).startswith("<iframe")
+    True
+    """
+    page = render_html(report)
+    return (
+        f'<iframe srcdoc="{escape(page, quote=True)}" title="{_e(report.title)}" '
+        f'style="width:100%; height:{NOTEBOOK_HEIGHT}px; border:1px solid #e2e8f0; border-radius:8px" '
+        'sandbox="allow-same-origin"></iframe>'
     )

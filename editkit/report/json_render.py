@@ -25,7 +25,7 @@ def render_json(report: Report) -> str:
 
     >>> from editkit.report.schema import Provenance, Report
     >>> prov = Provenance("0.1.0", "2025-01-01T00:00:00Z", ["eval"], [], "cpu")
-    >>> render_json(Report("eval", "t", prov)).startswith('{\\n  "schema_version": 1')
+    >>> render_json(Report("eval", "t", prov)).startswith('{\\n  "schema_version": 2')
     True
     """
     return report.to_json(indent=2) + "\n"

@@ -10,21 +10,24 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from editkit.report._format import (
     direction_arrow,
+    figure_files,
     finding_counts,
     format_seconds,
     format_value,
     metric_grid,
+    metric_info_for,
     model_line,
     normalized,
     numeric_columns,
     per_item_columns,
     short_json,
 )
-from editkit.report.schema import Report
+from editkit.report.schema import Report, Section, Table
 
 MAX_PER_ITEM_ROWS = 50
 _SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
@@ -106,18 +109,64 @@ def _notes(report: Report) -> list[str]:
     return out
 
 
+def _one_table(t: Table, level: str = "##") -> list[str]:
+    out = [f"{level} {md_escape(t.title)}", ""]
+    if t.description:
+        out += [md_escape(t.description), ""]
+    cells = [
+        [md_escape(format_value(v, t.fmt.get(c))) for c, v in zip(t.columns, row, strict=True)]
+        for row in t.rows
+    ]
+    align = _align(t.rows, len(t.columns))
+    return [*out, _table([md_escape(c) for c in t.columns], cells, align), ""]
+
+
 def _tables(report: Report) -> list[str]:
-    out = []
-    for t in report.tables:
-        out += [f"## {md_escape(t.title)}", ""]
-        if t.description:
-            out += [md_escape(t.description), ""]
-        cells = [
-            [md_escape(format_value(v, t.fmt.get(c))) for c, v in zip(t.columns, row, strict=True)]
-            for row in t.rows
-        ]
-        align = _align(t.rows, len(t.columns))
-        out += [_table([md_escape(c) for c in t.columns], cells, align), ""]
+    return [line for t in report.tables for line in _one_table(t)]
+
+
+def _summary(report: Report) -> list[str]:
+    if not report.summary:
+        return []
+    return ["## Verdict", "", md_escape(report.summary), ""]
+
+
+def _section(
+    section: Section, report: Report, paths: list[str], images: Mapping[str, bytes | str] | None
+) -> list[str]:
+    time = f" ({format_seconds(section.seconds)})" if section.seconds else ""
+    out = [f"## {md_escape(section.title)}", "", f"**status** {section.status}{time}", ""]
+    if section.summary:
+        out += [md_escape(section.summary), ""]
+    if section.metrics:
+        rows = []
+        for name, value in section.metrics.items():
+            info = section.metric_info.get(name) or metric_info_for(report, name)
+            fmt = info.fmt if name in section.metric_info else None
+            label = f"{md_escape(name)} {direction_arrow(info)}".rstrip()
+            rows.append([label, format_value(value, fmt), md_escape(info.description)])
+        out += [_table(["metric", "value", "description"], rows, ["---", "---:", "---"]), ""]
+    for path, fig in zip(paths, section.figures, strict=True):
+        image = images.get(path) if images is not None else None
+        if images is not None and not isinstance(image, bytes):
+            out += [f"> **{md_escape(fig.title)}**: {md_escape(str(image or 'figure not drawn'))}", ""]
+            continue
+        out += [f"![{md_escape(fig.title)}]({path})", ""]
+        if fig.description:
+            out += [f"_{md_escape(fig.description)}_", ""]
+    for t in section.tables:
+        out += _one_table(t, "###")
+    return out
+
+
+def _sections(report: Report, images: Mapping[str, bytes | str] | None) -> list[str]:
+    paths = [path for path, _ in figure_files(report)]
+    out: list[str] = []
+    start = 0
+    for section in report.sections:
+        n = len(section.figures)
+        out += _section(section, report, paths[start : start + n], images)
+        start += n
     return out
 
 
@@ -176,15 +225,20 @@ def _provenance(report: Report) -> list[str]:
     return [*out, "", "</details>", ""]
 
 
-def render_markdown(report: Report) -> str:
+def render_markdown(report: Report, images: Mapping[str, bytes | str] | None = None) -> str:
     """Render a report as GitHub-flavoured Markdown.
 
-    Sections: title and provenance summary, metrics (with a Δ column when there
-    are exactly two metric columns), notes, tables, findings, the first
-    ``MAX_PER_ITEM_ROWS`` per-item rows, timings, and collapsed provenance.
+    Sections: title and provenance summary, the summary (an audit's verdict),
+    metrics (with a Δ column when there are exactly two metric columns), notes,
+    findings, the report's sections (summary, metrics, figures as links to
+    ``figures/*.png``, tables), tables, the first ``MAX_PER_ITEM_ROWS``
+    per-item rows, timings, and collapsed provenance.
 
     Args:
         report: The report (not modified).
+        images: The section figures as drawn by :func:`editkit.report.write_report`;
+            one that could not be drawn is replaced by its reason. None: every
+            figure is linked (the files are written next to the Markdown).
 
     Returns:
         The Markdown text, ending with a newline.
@@ -199,10 +253,12 @@ def render_markdown(report: Report) -> str:
     report = normalized(report)
     lines = [
         *_header(report),
+        *_summary(report),
         *_metrics(report),
         *_notes(report),
         *_tables(report),
         *_findings(report),
+        *_sections(report, images),
         *_per_item(report),
         *_provenance(report),
     ]

@@ -27,10 +27,18 @@ from typing import Any
 
 from editkit.errors import EditkitError
 
-SCHEMA_VERSION = 1
-"""Bumped whenever a field is added, removed or changes meaning."""
+SCHEMA_VERSION = 2
+"""Bumped whenever a field is added, removed or changes meaning (2: ``sections``, ``summary``).
+
+Reports of an older version load unchanged (the new fields are empty)."""
 
 SEVERITIES = ("info", "warning", "error")
+SEVERITY_ORDER = ("error", "warning", "info")
+"""Most severe first: the order findings are ranked in (see :func:`rank_findings`)."""
+
+SECTION_STATUSES = ("ok", "error", "skipped")
+FIGURE_KINDS = ("heatmap", "lines", "bars", "distributions")
+"""What :class:`Figure` can describe; :mod:`editkit.report.figures` draws each kind."""
 
 
 class ReportFormatError(EditkitError, ValueError):
@@ -198,6 +206,16 @@ class Table:
     description: str = ""
     fmt: dict[str, str] = field(default_factory=dict)  # column -> format spec (optional)
 
+    def to_pandas(self) -> Any:
+        """The table as a ``pandas.DataFrame`` (needs pandas).
+
+        >>> Table("t", ["a", "b"], [[1, 0.5]]).to_pandas().columns.tolist()   # doctest: +SKIP
+        ['a', 'b']
+        """
+        from editkit.report.frames import table_frame
+
+        return table_frame(self)
+
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = "table") -> Table:
         """Build from the ``to_dict`` form."""
@@ -239,6 +257,122 @@ class Finding:
             raise ReportFormatError(f"{where}: {e}") from None
 
 
+def rank_findings(findings: list[Finding], order: list[str] | None = None) -> list[Finding]:
+    """Findings most severe first; ties keep ``order`` of their analyses, then their own order.
+
+    >>> fs = [Finding("a", "info", "x"), Finding("b", "error", "y"), Finding("a", "warning", "z")]
+    >>> [f.message for f in rank_findings(fs)]
+    ['y', 'z', 'x']
+    """
+    place = {name: i for i, name in enumerate(order or [])}
+    return sorted(
+        findings,
+        key=lambda f: (SEVERITY_ORDER.index(f.severity), place.get(f.analysis, len(place))),
+    )
+
+
+@dataclass
+class Figure:
+    """A figure as data: the HTML renderer draws it (matplotlib), Markdown links its PNG file.
+
+    ``data`` holds only JSON values; its keys depend on ``kind`` (all lists are
+    aligned; optional keys in brackets):
+
+    - ``heatmap``: ``rows``, ``columns`` (labels), ``values`` (``[row][column]``,
+      null for an empty cell), [``xlabel``, ``ylabel``, ``colorbar``, ``cmap``].
+    - ``lines``: ``series``: ``[{"name", "x", "y", ["marked": indices]}]``,
+      [``xlabel``, ``ylabel``, ``logy``, ``marked_label``].
+    - ``bars``: ``labels``, ``series``: ``[{"name", "values", ["lo", "hi"]}]``
+      (``lo``/``hi``: an interval drawn as an error bar), [``ylabel``,
+      ``horizontal``, ``ylim``].
+    - ``distributions``: ``groups``: ``[{"name", "values"}]`` (a box and the
+      points of each group), [``ylabel``, ``ylim``].
+
+    >>> Figure("bars", "rates", {"labels": ["a"], "series": [{"name": "x", "values": [0.5]}]}).kind
+    'bars'
+    """
+
+    kind: str
+    title: str
+    data: dict[str, Any]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in FIGURE_KINDS:
+            raise ValueError(f"figure kind must be one of {', '.join(FIGURE_KINDS)}, got {self.kind!r}")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "figure") -> Figure:
+        """Build from the ``to_dict`` form."""
+        kw = _take(cls, d, where)
+        if not isinstance(kw["data"], dict):
+            raise ReportFormatError(f"{where}.data: expected an object")
+        try:
+            return cls(**kw)
+        except ValueError as e:
+            raise ReportFormatError(f"{where}: {e}") from None
+
+
+@dataclass
+class Section:
+    """A titled part of a report with its own metrics, tables and figures (one audit analysis).
+
+    ``name`` is what :attr:`Finding.analysis` refers to; ``status`` says
+    whether the part was computed (``"ok"``), failed (``"error"``: its
+    findings say why) or was not run (``"skipped"``); ``summary`` is one or
+    two sentences of what it found.
+
+    >>> Section("drift", "Weight and output drift", metrics={"kl": 0.01}).status
+    'ok'
+    """
+
+    name: str
+    title: str
+    status: str = "ok"
+    summary: str = ""
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    metric_info: dict[str, MetricInfo] = field(default_factory=dict)
+    tables: list[Table] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
+    seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in SECTION_STATUSES:
+            raise ValueError(
+                f"section status must be one of {', '.join(SECTION_STATUSES)}, got {self.status!r}"
+            )
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "section") -> Section:
+        """Build from the ``to_dict`` form."""
+        kw = _take(cls, d, where)
+        kw["metrics"] = _numbers(_dict_of(kw, "metrics", where), f"{where}.metrics")
+        kw["metric_info"] = {
+            k: MetricInfo.from_dict(v, f"{where}.metric_info.{k}")
+            for k, v in _dict_of(kw, "metric_info", where).items()
+        }
+        kw["tables"] = [
+            Table.from_dict(t, f"{where}.tables[{i}]")
+            for i, t in enumerate(_list_of(kw, "tables", where))
+        ]
+        kw["figures"] = [
+            Figure.from_dict(f, f"{where}.figures[{i}]")
+            for i, f in enumerate(_list_of(kw, "figures", where))
+        ]
+        try:
+            return cls(**kw)
+        except ValueError as e:
+            raise ReportFormatError(f"{where}: {e}") from None
+
+
+def _numbers(values: Any, where: str) -> dict[str, float | None]:
+    if not isinstance(values, dict) or not all(
+        v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values.values()
+    ):
+        raise ReportFormatError(f"{where}: expected an object of numbers (or null)")
+    return values
+
+
 @dataclass
 class Report:
     """Everything a command found, with how it was produced; renderers only read it.
@@ -247,7 +381,9 @@ class Report:
     ``"after"`` for ``edit``) to metric name -> value; ``None`` means the
     metric could not be computed (or was NaN/inf). ``per_item`` holds one
     flat row per request (id, prompt, target_new, per-request metrics...).
-    ``notes`` are caveats that every format shows.
+    ``notes`` are caveats that every format shows. ``sections`` are titled
+    parts with their own metrics, tables and figures (an audit's analyses);
+    ``summary`` is a paragraph for a person (an audit's verdict).
 
     >>> prov = Provenance("0.1.0", "2025-01-01T00:00:00Z", ["edit"], [], "cpu")
     >>> r = Report("edit", "LocFT-BF on 2 facts", prov,
@@ -267,6 +403,8 @@ class Report:
     per_item: list[dict[str, Any]] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    sections: list[Section] = field(default_factory=list)
+    summary: str = ""
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -279,6 +417,37 @@ class Report:
         d = to_jsonable(self)
         return {"schema_version": d.pop("schema_version"), **d}
 
+    def to_pandas(self, key: str | None = None) -> Any:
+        """The report's tables as ``pandas.DataFrame`` s (needs pandas).
+
+        Args:
+            key: one table: ``"findings"``, ``"metrics"``, ``"sections"``,
+                ``"per_item"``, a top-level table's title, or
+                ``"<section name>/<table title>"``. None: all of them.
+
+        Returns:
+            One DataFrame, or a dict key -> DataFrame (in report order).
+
+        Raises:
+            KeyError: no table by that key (the message lists the keys).
+
+        >>> report.to_pandas("intruders/Matrices with intruders")   # doctest: +SKIP
+        """
+        from editkit.report.frames import report_frames
+
+        frames = report_frames(self)
+        if key is None:
+            return frames
+        if key not in frames:
+            raise KeyError(f"no table {key!r} in this report; tables: {', '.join(frames) or '(none)'}")
+        return frames[key]
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: the HTML report in a sandboxed frame (its styles stay inside)."""
+        from editkit.report.html import render_notebook_html
+
+        return render_notebook_html(self)
+
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Report:
         """Build a report from ``to_dict`` output (or parsed ``report.json``).
@@ -290,7 +459,7 @@ class Report:
         >>> Report.from_dict({"schema_version": 99})
         Traceback (most recent call last):
         ...
-        editkit.report.schema.ReportFormatError: report schema version 99 is newer than this editkit reads (1): upgrade editkit
+        editkit.report.schema.ReportFormatError: report schema version 99 is newer than this editkit reads (2): upgrade editkit
         """
         if not isinstance(d, Mapping):
             raise ReportFormatError(f"report: expected an object, got {type(d).__name__}")
@@ -308,16 +477,10 @@ class Report:
         kw["provenance"] = Provenance.from_dict(kw["provenance"])
         for key in ("config", "timings", "metrics", "metric_info"):
             kw[key] = _dict_of(kw, key, "report")
-        for key in ("tables", "per_item", "findings", "notes"):
+        for key in ("tables", "per_item", "findings", "notes", "sections"):
             kw[key] = _list_of(kw, key, "report")
         for col, values in kw["metrics"].items():
-            if not isinstance(values, dict) or not all(
-                v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
-                for v in values.values()
-            ):
-                raise ReportFormatError(
-                    f"report.metrics.{col}: expected an object of numbers (or null)"
-                )
+            _numbers(values, f"report.metrics.{col}")
         kw["metric_info"] = {
             k: MetricInfo.from_dict(v, f"report.metric_info.{k}")
             for k, v in kw["metric_info"].items()
@@ -328,6 +491,9 @@ class Report:
         kw["findings"] = [
             Finding.from_dict(f, f"report.findings[{i}]") for i, f in enumerate(kw["findings"])
         ]
+        kw["sections"] = [
+            Section.from_dict(s, f"report.sections[{i}]") for i, s in enumerate(kw["sections"])
+        ]
         return cls(**kw)
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -335,7 +501,7 @@ class Report:
 
         >>> prov = Provenance("0.1.0", "2025-01-01T00:00:00Z", ["eval"], [], "cpu")
         >>> Report("eval", "t", prov).to_json(indent=None)[:20]
-        '{"schema_version": 1'
+        '{"schema_version": 2'
         """
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False, allow_nan=False)
 

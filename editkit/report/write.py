@@ -12,7 +12,8 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from editkit.outputs import atomic_write_text
+from editkit.outputs import atomic_write_bytes, atomic_write_text
+from editkit.report._format import draw_figures
 from editkit.report.html import render_html
 from editkit.report.json_render import render_json
 from editkit.report.markdown import render_markdown
@@ -36,7 +37,9 @@ def write_report(
     """Render ``report`` in each format and write the files atomically into ``out_dir``.
 
     ``per_item.jsonl`` (one JSON object per line) is written too when the
-    report has per-item rows. Each file appears complete or not at all; for a
+    report has per-item rows, and ``figures/<section>-<n>.png`` (the section
+    figures the Markdown links to) with the ``md`` format. Each figure is drawn
+    once for all formats. Each file appears complete or not at all; for a
     whole-directory guarantee write into :func:`editkit.outputs.output_dir`.
 
     Args:
@@ -45,7 +48,7 @@ def write_report(
         formats: Keys of :data:`RENDERERS`.
 
     Returns:
-        Format name (and ``"per_item"``) -> path written.
+        Format name (and ``"per_item"``, and ``"figure:<path>"`` per figure file) -> path written.
 
     Raises:
         ValueError: For an unknown format name (before anything is written).
@@ -65,10 +68,22 @@ def write_report(
         )
     out = Path(out_dir)
     written: dict[str, Path] = {}
+    images = draw_figures(report) if report.sections and {"md", "html"} & set(formats) else {}
     for fmt in formats:
         filename, render = RENDERERS[fmt]
         written[fmt] = out / filename
-        atomic_write_text(written[fmt], render(report))
+        if fmt == "html":
+            text = render_html(report, images=images)
+        elif fmt == "md":
+            text = render_markdown(report, images=images)
+        else:
+            text = render(report)
+        atomic_write_text(written[fmt], text)
+    if "md" in formats:
+        for path, image in images.items():
+            if isinstance(image, bytes):
+                written[f"figure:{path}"] = out / path
+                atomic_write_bytes(out / path, image)
     if report.per_item:
         rows = report.to_dict()["per_item"]
         lines = [json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n" for row in rows]
