@@ -26,19 +26,18 @@ import torch
 from torch import nn
 
 from editkit.errors import InputError
+from editkit.tensorfiles import PICKLE_SUFFIXES, check_finite, refuse_pickle
 
-PICKLE_SUFFIXES: tuple[str, ...] = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
-"""Checkpoint suffixes that hold pickles: never read (unpickling can run code)."""
-
-
-def refuse_pickle(path: Path) -> InputError:
-    """The error for a pickle-based checkpoint (``pytorch_model.bin`` and the like)."""
-    return InputError(
-        f"{path}: pickle-based checkpoints are not read (unpickling can run arbitrary code); "
-        "convert it to safetensors first, e.g. load it once where you trust it and call "
-        "save_pretrained(dir, safe_serialization=True)"
-    )
-
+__all__ = [
+    "DeltaWeights",
+    "PICKLE_SUFFIXES",
+    "TunedWeights",
+    "check_shape",
+    "param_table",
+    "refuse_pickle",
+    "resolve_param_name",
+    "tied_groups",
+]
 
 def param_table(model: nn.Module) -> dict[str, nn.Parameter]:
     """Every parameter name of ``model``, tied aliases included (``lm_head.weight`` too)."""
@@ -133,7 +132,7 @@ class TunedWeights(Mapping[str, torch.Tensor], ABC):
 
     def delta(self, name: str) -> torch.Tensor:
         """``W_tuned - W_base`` in fp32 (never a difference of two low-precision tensors)."""
-        tensor, is_delta = self._stored(name)
+        tensor, is_delta = self._checked(name)
         device = self._param(name).device
         if is_delta:
             return tensor.to(device=device, dtype=torch.float32)
@@ -141,11 +140,16 @@ class TunedWeights(Mapping[str, torch.Tensor], ABC):
 
     def weight(self, name: str) -> torch.Tensor:
         """``W_tuned`` in fp32, on the base parameter's device."""
-        tensor, is_delta = self._stored(name)
+        tensor, is_delta = self._checked(name)
         device = self._param(name).device
         if is_delta:
             return self.base_weight(name) + tensor.to(device=device, dtype=torch.float32)
         return tensor.to(device=device, dtype=torch.float32)
+
+    def _checked(self, name: str) -> tuple[torch.Tensor, bool]:
+        """:meth:`_stored`, refusing NaN or infinite values (a corrupt file or a diverged run)."""
+        tensor, is_delta = self._stored(name)
+        return check_finite(tensor, self.path or "<deltas>", name), is_delta
 
     def _param(self, name: str) -> nn.Parameter:
         try:
@@ -175,6 +179,7 @@ class DeltaWeights(TunedWeights):
             )
         for name, t in deltas.items():
             check_shape(where, name, tuple(t.shape), tuple(self._params[name].shape))
+            check_finite(t, where, name)
         order = {n: i for i, n in enumerate(self._params)}
         self._deltas = dict(sorted(deltas.items(), key=lambda kv: order[kv[0]]))
 

@@ -27,6 +27,7 @@ from audit.tuned.base import (
     tied_groups,
 )
 from editkit.errors import InputError
+from editkit.tensorfiles import tensor_shapes
 
 INDEX_FILE = "model.safetensors.index.json"
 
@@ -44,10 +45,21 @@ def checkpoint_files(path: Path) -> list[Path]:
     index = path / INDEX_FILE
     if index.is_file():
         try:
-            weight_map = json.loads(index.read_text())["weight_map"]
-        except (ValueError, KeyError, TypeError):
-            raise InputError(f"{index}: not a safetensors index (no 'weight_map')") from None
-        return [path / f for f in sorted(set(weight_map.values()))]
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        except (ValueError, KeyError, TypeError, RecursionError):
+            weight_map = None
+        if not isinstance(weight_map, dict) or not all(
+            isinstance(f, str) and f.endswith(".safetensors") and Path(f).name == f for f in weight_map.values()
+        ):
+            raise InputError(
+                f"{index}: not a safetensors index (expected a 'weight_map' of tensor name -> "
+                "*.safetensors file in the same folder); re-save the checkpoint with save_pretrained"
+            )
+        files = [path / f for f in sorted(set(weight_map.values()))]
+        missing = [f.name for f in files if not f.is_file()]
+        if missing:
+            raise InputError(f"{index}: lists {missing[0]}, which is missing; the checkpoint is incomplete")
+        return files
     files = sorted(path.glob("*.safetensors"))
     if files:
         return files
@@ -63,9 +75,12 @@ def _check_model_type(path: Path, base: nn.Module) -> None:
     if not config.is_file() or base_type is None:
         return
     try:
-        tuned_type = json.loads(config.read_text()).get("model_type")
-    except ValueError:
-        raise InputError(f"{config}: not valid JSON") from None
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise InputError(f"{config}: not valid JSON; restore the config.json saved with the model") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{config}: expected a JSON object (a model config); restore the config.json saved with the model")
+    tuned_type = data.get("model_type")
     if tuned_type is not None and tuned_type != base_type:
         raise InputError(
             f"{path}: the tuned model is a {tuned_type!r} but the base model is a {base_type!r}; "
@@ -94,8 +109,6 @@ class FullCheckpoint(TunedWeights):
     kind = "full"
 
     def __init__(self, base: nn.Module, path: str | Path) -> None:
-        from safetensors import safe_open
-
         root = Path(path)
         super().__init__(base, root)
         _check_model_type(root, base)
@@ -106,12 +119,7 @@ class FullCheckpoint(TunedWeights):
         covered: set[str] = set()
         unexpected: list[str] = []
         for file in checkpoint_files(root):
-            try:
-                with safe_open(str(file), framework="pt") as fh:
-                    shapes = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}  # noqa: SIM118
-            except Exception as exc:  # safetensors raises its own error types
-                raise InputError(f"{file}: not a safetensors file ({str(exc).splitlines()[0]})") from None
-            for key, shape in shapes.items():
+            for key, shape in tensor_shapes(file, what="safetensors checkpoint").items():
                 name = resolve_param_name(key, self._params, prefix)
                 if name is None:
                     if resolve_param_name(key, dict.fromkeys(buffers), prefix) is None:

@@ -31,6 +31,7 @@ from torch import nn
 
 from audit.tuned.base import TunedWeights, check_shape, refuse_pickle, resolve_param_name
 from editkit.errors import InputError
+from editkit.tensorfiles import check_finite, tensor_shapes
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -96,18 +97,41 @@ def read_adapter_config(path: Path) -> dict[str, Any]:
     if not file.is_file():
         raise InputError(f"{path}: no {CONFIG_FILE}; pass a peft adapter folder (save_pretrained output)")
     try:
-        config = json.loads(file.read_text())
-    except ValueError:
-        raise InputError(f"{file}: not valid JSON") from None
+        config = json.loads(file.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise InputError(f"{file}: not valid JSON; restore the adapter_config.json peft saved") from None
+    if not isinstance(config, dict):
+        raise InputError(f"{file}: expected a JSON object (a peft adapter config)")
     peft_type = str(config.get("peft_type", "")).upper()
     if peft_type != "LORA":
         raise InputError(f"{file}: a {peft_type or 'non-LoRA'} adapter, only LoRA is read here; {_MERGE_FIX}")
     for flag, what in (("use_dora", "DoRA"), ("layer_replication", "layer replication")):
         if config.get(flag):
             raise InputError(f"{file}: {what} adapters are not read here; {_MERGE_FIX}")
-    if not isinstance(config.get("r"), int) or config.get("lora_alpha") is None:
-        raise InputError(f"{file}: 'r' and 'lora_alpha' must be set (is it a peft LoRA config?)")
+    if not _is_rank(config.get("r")) or not _is_number(config.get("lora_alpha")):
+        raise InputError(
+            f"{file}: 'r' (an integer >= 1) and 'lora_alpha' (a finite number) must be set (is it a peft LoRA config?)"
+        )
+    for key, valid in (("rank_pattern", _is_rank), ("alpha_pattern", _is_number)):
+        patterns = config.get(key) or {}
+        if not isinstance(patterns, dict):
+            raise InputError(f"{file}: {key} must be an object of module pattern -> value")
+        for pattern, value in patterns.items():
+            try:
+                re.compile(rf"(.*\.)?({pattern})$")  # as pattern_value matches it
+            except re.error as exc:
+                raise InputError(f"{file}: {key}: {pattern!r} is not a regular expression ({exc})") from None
+            if not valid(value):
+                raise InputError(f"{file}: {key}: {pattern!r} -> {value!r} is not a valid {key.split('_')[0]}")
     return config
+
+
+def _is_rank(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _module_kind(module: nn.Module) -> str:
@@ -145,8 +169,6 @@ class LoraAdapter(TunedWeights):
     kind = "lora"
 
     def __init__(self, base: nn.Module, path: str | Path) -> None:
-        from safetensors import safe_open
-
         root = Path(path)
         super().__init__(base, root)
         self.config = read_adapter_config(root)
@@ -155,11 +177,7 @@ class LoraAdapter(TunedWeights):
             if (root / "adapter_model.bin").is_file():
                 raise refuse_pickle(root / "adapter_model.bin")
             raise InputError(f"{root}: no {WEIGHTS_FILE}")
-        try:
-            with safe_open(str(self.file), framework="pt") as fh:
-                shapes = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}  # noqa: SIM118
-        except Exception as exc:  # safetensors raises its own error types
-            raise InputError(f"{self.file}: not a safetensors file ({str(exc).splitlines()[0]})") from None
+        shapes = tensor_shapes(self.file, what="LoRA adapter file")
         factors: dict[str, dict[str, str]] = {}
         self.full_keys: dict[str, str] = {}
         prefix = getattr(base, "base_model_prefix", "") or ""
@@ -234,7 +252,8 @@ class LoraAdapter(TunedWeights):
 
         parts = self.tensor_keys[name]
         with safe_open(str(self.file), framework="pt") as fh:
-            return fh.get_tensor(parts["A"]), fh.get_tensor(parts["B"])
+            a, b = fh.get_tensor(parts["A"]), fh.get_tensor(parts["B"])
+        return check_finite(a, self.file, parts["A"]), check_finite(b, self.file, parts["B"])
 
     def _names(self) -> tuple[str, ...]:
         return self._order

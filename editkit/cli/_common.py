@@ -1,7 +1,8 @@
 """What every command shares: error handling, progress bars, the console.
 
 Errors a user can fix (:class:`~editkit.errors.EditkitError`) print one line on
-stderr and exit with code 2; Ctrl-C exits 130 and leaves no half-written
+stderr and exit with code 2; Ctrl-C exits 130 and SIGTERM 143 (the shell's
+128 + signal number), both through the same clean-up, leaving no half-written
 output; ``EDITKIT_DEBUG=1`` shows tracebacks instead.
 """
 
@@ -11,7 +12,9 @@ import contextlib
 import functools
 import logging
 import os
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -40,39 +43,69 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that the same clean-up runs."""
+
+    signum = signal.SIGTERM
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Inside the block SIGTERM raises :class:`Terminated` (a KeyboardInterrupt) instead of killing at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
 def handle_errors(fn: F) -> F:
-    """Decorate a command: user errors -> one line + exit 2; Ctrl-C -> exit 130."""
+    """Decorate a command: user errors -> one line + exit 2; Ctrl-C -> exit 130, SIGTERM -> 143."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if debug():
-            return fn(*args, **kwargs)
-        try:
-            with _quiet_libraries():
-                return fn(*args, **kwargs)
-        except EditkitError as exc:
-            lines = str(exc).splitlines() or [type(exc).__name__]
-            # escape: messages name files and extras like editkit[gpu], not rich markup
-            err_console.print(f"[bold red]error:[/] {escape(lines[0])}", highlight=False, soft_wrap=True)
-            for line in lines[1:]:
-                err_console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
-            raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            err_console.print("[yellow]interrupted[/]: nothing was written")
-            raise typer.Exit(130) from None
-        except (typer.Exit, typer.Abort, SystemExit):
-            raise
-        except Exception as exc:  # a bug: one line, and how to see more
-            msg = str(exc).splitlines()[0] if str(exc) else ""
-            err_console.print(
-                f"[bold red]internal error:[/] {type(exc).__name__}: {escape(msg)} "
-                "(run with EDITKIT_DEBUG=1 for the traceback, and please report it)",
-                highlight=False,
-                soft_wrap=True,
-            )
-            raise typer.Exit(1) from None
+        with sigterm_as_interrupt():
+            return _run(fn, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call a command: a user error -> one line + its exit code; an interruption -> 128 + signal."""
+    if debug():
+        return fn(*args, **kwargs)
+    try:
+        with _quiet_libraries():
+            return fn(*args, **kwargs)
+    except EditkitError as exc:
+        lines = str(exc).splitlines() or [type(exc).__name__]
+        # escape: messages name files and extras like editkit[gpu], not rich markup
+        err_console.print(f"[bold red]error:[/] {escape(lines[0])}", highlight=False, soft_wrap=True)
+        for line in lines[1:]:
+            err_console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        err_console.print(f"[yellow]interrupted[/] ({signal.Signals(signum).name}): no partial output was left")
+        raise typer.Exit(128 + signum) from None
+    except (typer.Exit, typer.Abort, SystemExit):
+        raise
+    except Exception as exc:  # a bug: one line, and how to see more
+        msg = str(exc).splitlines()[0] if str(exc) else ""
+        err_console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {escape(msg)} "
+            "(run with EDITKIT_DEBUG=1 for the traceback, and please report it)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
 
 
 @contextlib.contextmanager

@@ -50,6 +50,7 @@ def edit_command(
     seed: int = typer.Option(0, "--seed", help="Random seed (editor shuffling; recorded)."),
     formats: str = typer.Option("json,md,html", "--format", help="Report formats to write."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Also read pickle-based model weights (.bin): only for files you trust, unpickling can run code."),
     transfer_to: str | None = typer.Option(None, "--transfer-to", help=transfer.HELP_TO),
     transfer_beta: str = typer.Option("auto", "--transfer-beta", help=transfer.HELP_BETA),
 ) -> None:
@@ -72,7 +73,8 @@ def edit_command(
     from editkit.requests import load_requests, save_requests
 
     fmts = parse_formats(formats)
-    check_output_dir(out, overwrite=overwrite)
+    inputs = (facts, config, editor_dir, reference, model)  # never replaced by --overwrite
+    check_output_dir(out, overwrite=overwrite, inputs=inputs)
     saves = {s.strip() for s in save.split(",") if s.strip()}
     if not saves <= {"delta", "model"}:
         raise EditkitError(f"--save: choose from delta, model (comma-separated), not {save!r}")
@@ -99,7 +101,7 @@ def edit_command(
 
     torch.manual_seed(seed)
     with stage_progress(f"loading {model}") as progress:
-        lm, tok = load_model(model, device=device, progress=progress)
+        lm, tok = load_model(model, device=device, allow_pickle=allow_pickle, progress=progress)
     original_hash = weights_sha256(lm)
     options: dict[str, Any] = {"module": module}
     if strategy == "fixed":
@@ -143,7 +145,7 @@ def edit_command(
     )
     if moved is not None:
         transfer.add_transfer(report, moved)
-    with output_dir(out, overwrite=overwrite) as tmp:
+    with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         write_report(report, tmp, formats=fmts)
         save_requests(requests, tmp / "requests.jsonl")
         if "delta" in saves:

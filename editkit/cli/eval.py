@@ -29,6 +29,7 @@ def eval_command(
     seed: int = typer.Option(0, "--seed", help="Random seed (recorded in the report)."),
     formats: str = typer.Option("json,md,html", "--format", help="Report formats to write."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Also read pickle-based model weights (.bin): only for files you trust, unpickling can run code."),
 ) -> None:
     """Evaluate a model on edit requests and write the report (console, JSON, Markdown, HTML)."""
     import torch
@@ -44,7 +45,8 @@ def eval_command(
 
     # Everything a user can get wrong is checked before the model is loaded.
     fmts = parse_formats(formats)
-    check_output_dir(out, overwrite=overwrite)
+    inputs = (facts, reference, model)  # never replaced by --overwrite
+    check_output_dir(out, overwrite=overwrite, inputs=inputs)
     if compare not in ("mean", "sum"):
         raise EditkitError(f"--compare must be 'mean' or 'sum', not {compare!r}")
     requests = load_requests(facts, limit=limit)
@@ -56,7 +58,7 @@ def eval_command(
 
     torch.manual_seed(seed)
     with stage_progress(f"loading {model}") as progress:
-        lm, tok = load_model(model, dtype=dtype, device=device, progress=progress)
+        lm, tok = load_model(model, dtype=dtype, device=device, allow_pickle=allow_pickle, progress=progress)
     cfg = EvalConfig(batch_size=batch_size, generation=generation, fluency=fluency, compare=compare)  # type: ignore[arg-type]
     with stage_progress(f"evaluating {len(requests)} requests") as progress:
         result = evaluate(lm, tok, requests, config=cfg, reference_texts=texts, progress=progress)
@@ -72,7 +74,7 @@ def eval_command(
         title=f"Evaluation of {model} on {facts.name}",
         config={"facts": str(facts), "n_requests": len(requests), "reference": reference},
     )
-    with output_dir(out, overwrite=overwrite) as tmp:
+    with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         write_report(report, tmp, formats=fmts)
         save_requests(requests, tmp / "requests.jsonl")
     render_console(report, out_console)

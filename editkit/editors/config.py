@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from editkit.errors import InputError
+from editkit.requests.schema import show
 
 C = TypeVar("C", bound="EditorConfig")
 
@@ -41,36 +43,38 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
                 return _coerce(value, arg, where)
             except InputError as exc:
                 errors.append(str(exc))
-        raise InputError(errors[0] if errors else f"{where}: cannot read {value!r}")
+        raise InputError(errors[0] if errors else f"{where}: cannot read {show(value)}")
     if origin is typing.Literal:
         if value not in args:
-            raise InputError(f"{where}: {value!r} is not one of {', '.join(map(repr, args))}")
+            raise InputError(f"{where}: {show(value)} is not one of {', '.join(map(repr, args))}")
         return value
     if hint is bool:
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
             return value.lower() in _TRUE
-        raise InputError(f"{where}: expected true/false, got {value!r}")
+        raise InputError(f"{where}: expected true/false, got {show(value)}")
     if hint in (int, float):
-        if isinstance(value, bool):
-            raise InputError(f"{where}: expected a number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise InputError(f"{where}: expected a number, got {show(value)}")
         try:
             number = hint(value) if not isinstance(value, str) else hint(float(value) if hint is float else int(value))
-        except (TypeError, ValueError):
-            raise InputError(f"{where}: expected {hint.__name__}, got {value!r}") from None
+        except (ValueError, OverflowError):  # "abc", float("nan") as int, int(inf)
+            raise InputError(f"{where}: expected a finite {hint.__name__}, got {show(value)}") from None
+        if not math.isfinite(number):  # "nan", "inf", 1e400: never a usable setting
+            raise InputError(f"{where}: expected a finite number, got {show(value)}")
         if hint is int and isinstance(value, float) and not value.is_integer():
-            raise InputError(f"{where}: expected an integer, got {value!r}")
+            raise InputError(f"{where}: expected an integer, got {show(value)}")
         return number
     if hint is str:
         if not isinstance(value, str):
-            raise InputError(f"{where}: expected a string, got {value!r}")
+            raise InputError(f"{where}: expected a string, got {show(value)}")
         return value
     if origin in (tuple, list):
         if isinstance(value, str):
             value = [v for v in value.split(",") if v.strip()] if value.strip() else []
         if not isinstance(value, (list, tuple)):
-            raise InputError(f"{where}: expected a list, got {value!r}")
+            raise InputError(f"{where}: expected a list, got {show(value)}")
         inner = args[0] if args else str
         return tuple(_coerce(v.strip() if isinstance(v, str) else v, inner, where) for v in value)
     return value
@@ -109,6 +113,8 @@ class EditorConfig:
         hints = typing.get_type_hints(cls)
         kwargs: dict[str, Any] = {}
         for key, value in values.items():
+            if not isinstance(key, str):
+                raise InputError(f"{where}: option names are strings, got {show(key)}; known keys: {', '.join(known)}")
             if key not in known:
                 close = difflib.get_close_matches(key, known, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}"
@@ -122,21 +128,27 @@ class EditorConfig:
     @classmethod
     def from_file(cls: type[C], path: str | Path) -> C:
         """Load from a ``.json`` or ``.yaml``/``.yml`` file."""
+        from editkit.datafiles import read_small_text
+
         p = Path(path)
         if not p.is_file():
             raise InputError(f"{p}: no such config file")
-        text = p.read_text(encoding="utf-8")
+        text = read_small_text(p, what="config file")
+        if not text.strip():
+            raise InputError(f"{p}: empty config file; write one option: value per line, or drop --config")
         try:
-            if p.suffix in (".yaml", ".yml"):
+            if p.suffix.lower() in (".yaml", ".yml"):
                 import yaml
 
-                data = yaml.safe_load(text) or {}
+                data = yaml.safe_load(text)
+                data = {} if data is None else data  # only comments: every option at its default
             else:
                 data = json.loads(text)
-        except Exception as exc:  # yaml and json raise different types
-            raise InputError(f"{p}: cannot parse ({str(exc).splitlines()[0]})") from None
+        except Exception as exc:  # yaml and json raise different types (and RecursionError)
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise InputError(f"{p}: cannot parse ({first})") from None
         if not isinstance(data, dict):
-            raise InputError(f"{p}: expected a mapping of option: value")
+            raise InputError(f"{p}: expected a mapping of option: value, got {type(data).__name__}")
         return cls.from_mapping(data, where=str(p))
 
     def with_overrides(self: C, assignments: Sequence[str]) -> C:

@@ -21,12 +21,14 @@ from editkit.models.cache import (
     read_manifest,
 )
 from editkit.models.zoo import DEFAULT_MODEL, ZOO, ZooEntry, register_zoo
+from editkit.tensorfiles import PICKLE_SUFFIXES, check_finite, refuse_pickle
 
 __all__ = [
     "DEFAULT_MODEL",
     "ZOO",
     "ZooEntry",
     "cache_root",
+    "check_loaded",
     "load_model",
     "model_spec",
     "prepare",
@@ -61,25 +63,57 @@ def _gguf_cache_name(path: Path) -> str:
     return f"gguf-{path.stem}-{hashlib.sha256(key).hexdigest()[:12]}"
 
 
-def _resolve(spec: str, progress: Progress | None) -> tuple[str, dict[str, Any]]:
-    """Turn a user's model spec into a folder or hub id ``from_pretrained`` can read."""
+def _resolve(spec: str, progress: Progress | None, *, allow_pickle: bool = False) -> tuple[str, bool]:
+    """Turn a user's model spec into a folder or hub id ``from_pretrained`` can read; and whether it is local."""
     if spec in ZOO:
-        return str(prepare(spec, progress=progress)), {}
+        return str(prepare(spec, progress=progress)), True
     path = Path(spec).expanduser()
     if path.is_file() and path.suffix == ".gguf":
         dest = convert_gguf(path, model_cache_dir(_gguf_cache_name(path)), progress=progress)
-        return str(dest), {}
+        return str(dest), True
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ModelLoadError(
                 f"{path}: not a model folder (no config.json); pass a folder written by save_pretrained"
             )
-        return str(path), {}
+        pickles = sorted(q for q in path.iterdir() if q.suffix in PICKLE_SUFFIXES)
+        if pickles and not allow_pickle and not any(path.glob("*.safetensors")):
+            raise ModelLoadError(str(refuse_pickle(pickles[0], flag="--allow-pickle (allow_pickle=True)")))
+        return str(path), True
     if path.exists():
         raise ModelLoadError(f"{path}: not a model folder or a .gguf file")
     if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
         raise ModelLoadError(f"{spec}: no such file or folder")
-    return spec, {}
+    return spec, False
+
+
+def _first_line(exc: BaseException) -> str:
+    line = (str(exc).splitlines() or [""])[0].rstrip(". ")
+    return line if line and not isinstance(exc, KeyError) else f"{type(exc).__name__} {line}".strip()
+
+
+def check_loaded(model: Any, tok: Any, spec: str) -> None:
+    """Refuse a model with NaN/infinite weights, or a tokenizer with ids past its embedding.
+
+    Both make every later number meaningless (or crash deep inside a forward pass), so they
+    are one clear error at load time instead.
+
+    Raises:
+        InputError: naming the weight with NaN/infinite values.
+        ModelLoadError: naming the two sizes.
+    """
+    for name, param in model.named_parameters():
+        if param.device.type != "meta":  # offloaded weights are checked where they live
+            check_finite(param.detach(), f"model {spec!r}", name)
+    embedding = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    rows = getattr(embedding, "num_embeddings", None)
+    vocab = tok.get_vocab() if hasattr(tok, "get_vocab") else {}
+    top = max(vocab.values(), default=-1)
+    if isinstance(rows, int) and top >= rows:
+        raise ModelLoadError(
+            f"model {spec!r}: its tokenizer has token ids up to {top} but the model embeds only {rows} "
+            "tokens; the tokenizer does not belong to this model: save the model's own tokenizer next to it"
+        )
 
 
 def load_model(
@@ -89,6 +123,7 @@ def load_model(
     device: str | None = None,
     device_map: str | dict[str, Any] | None = None,
     trust_remote_code: bool = False,
+    allow_pickle: bool = False,
     progress: Progress | None = None,
 ) -> tuple[Any, Any]:
     """Load a causal LM and its tokenizer.
@@ -101,6 +136,8 @@ def load_model(
         device_map: passed to transformers/accelerate (``"auto"`` spreads a large
             model over the GPUs of one machine).
         trust_remote_code: off unless you ask; never enabled by editkit itself.
+        allow_pickle: read pickle-based weights (``pytorch_model.bin``); off unless you ask,
+            since unpickling a file can run arbitrary code. Without it only safetensors load.
         progress: optional callback ``(stage, done, total)`` for a first-time conversion.
 
     Returns:
@@ -120,16 +157,14 @@ def load_model(
     torch_dtype = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
     if not isinstance(torch_dtype, torch.dtype):
         raise ModelLoadError(f"dtype {dtype!r} is not a torch dtype: use float32, bfloat16 or float16")
-    source, _ = _resolve(spec, progress)
+    source, local = _resolve(spec, progress, allow_pickle=allow_pickle)
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(
-            f"cannot load model {spec!r}: it is not a zoo alias, a local folder or a .gguf file, "
-            f"and the hub could not provide it ({str(exc).splitlines()[0]}); "
-            f"see `editkit models list`"
-        ) from exc
+    except Exception as exc:  # transformers raises OSError, ValueError, KeyError... for a bad config
+        raise _load_error(spec, source, local, exc) from exc
     kwargs: dict[str, Any] = {"dtype": torch_dtype, "trust_remote_code": trust_remote_code}
+    if not allow_pickle:
+        kwargs["use_safetensors"] = True
     if device_map is not None:
         kwargs["device_map"] = device_map
     try:
@@ -144,9 +179,11 @@ def load_model(
                 f"model {spec!r} ({config.model_type}) is not a causal language model: "
                 "editkit edits and audits decoder-only LMs (AutoModelForCausalLM)"
             ) from exc
-        raise ModelLoadError(f"cannot load model {spec!r}: {str(exc).splitlines()[0]}") from exc
-    except OSError as exc:
-        raise ModelLoadError(f"cannot load model {spec!r}: {str(exc).splitlines()[0]}") from exc
+        raise _load_error(spec, source, local, exc) from exc
+    except (MemoryError, torch.OutOfMemoryError):
+        raise  # not the files' fault: say so as it is
+    except Exception as exc:  # truncated safetensors, a broken tokenizer.json, ...: the files are at fault
+        raise _load_error(spec, source, local, exc) from exc
     model, info = loaded
     missing = list(info.get("missing_keys") or [])
     if missing:
@@ -155,6 +192,7 @@ def load_model(
             f"{len(missing)} weights of its language-model head or body are missing (e.g. {missing[0]}); "
             "editkit edits and audits decoder-only LMs saved with their LM head"
         )
+    check_loaded(model, tok, spec)
     if device is not None and device_map is None:
         model.to(device)
     model.eval()
@@ -162,6 +200,30 @@ def load_model(
         tok.pad_token = tok.eos_token
     model.editkit_spec = spec
     return model, tok
+
+
+def _load_error(spec: str, source: str, local: bool, exc: BaseException) -> ModelLoadError:
+    """One line for a model that could not be loaded, with what to do about it."""
+    detail = _first_line(exc)
+    if "trust_remote_code" in str(exc):
+        return ModelLoadError(
+            f"model {spec!r} needs its own Python code to load (trust_remote_code); editkit never runs "
+            "a model's code unless asked: load it with load_model(..., trust_remote_code=True) if you trust it"
+        )
+    if "safetensors" in detail and ("does not appear to have" in detail or "no file named" in detail):
+        return ModelLoadError(
+            f"model {spec!r}: no safetensors weights ({detail}); pickle-based weights are not read "
+            "unless you pass --allow-pickle (allow_pickle=True), since unpickling can run arbitrary code"
+        )
+    if local:
+        return ModelLoadError(
+            f"cannot load model {spec!r} from {source}: {detail}; its files look incomplete or corrupted: "
+            "re-save it with save_pretrained or copy it again"
+        )
+    return ModelLoadError(
+        f"cannot load model {spec!r}: it is not a zoo alias, a local folder or a .gguf file, "
+        f"and the hub could not provide it ({detail}); see `editkit models list`"
+    )
 
 
 def model_spec(model: Any) -> str:

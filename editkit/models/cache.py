@@ -49,8 +49,12 @@ def is_converted(folder: Path) -> bool:
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
-    """The manifest editkit wrote next to a converted model."""
-    return json.loads((folder / MANIFEST).read_text())
+    """The manifest editkit wrote next to a converted model (empty if it cannot be read)."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # a damaged cache entry: report what is known, nothing more
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
 
 
 @contextlib.contextmanager

@@ -23,15 +23,23 @@ An ordinary :class:`~editkit.requests.EditRequest` is the ``good`` example
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from editkit.datafiles import iter_lines, parse_json_line
 from editkit.errors import InputError
-from editkit.requests.schema import EditRequest, Problems, RecordError, did_you_mean, json_kind
+from editkit.requests.io import MAX_SHOWN
+from editkit.requests.schema import (
+    EditRequest,
+    Problems,
+    RecordError,
+    did_you_mean,
+    json_kind,
+    show,
+)
 
 #: The four objectives, in the order the paper lists them.
 LOSS_TYPES: tuple[str, ...] = ("good", "bad", "good-v-bad", "balance")
@@ -52,7 +60,7 @@ def _check(values: Mapping[str, Any], problems: Problems, default_loss: str | No
     if loss is None:
         problems.add("loss_type", f"missing: two suffixes need one of {', '.join(sorted(PAIR_LOSS_TYPES))}")
     elif loss not in LOSS_TYPES:
-        problems.add("loss_type", f"{loss!r} is not one of {', '.join(LOSS_TYPES)}")
+        problems.add("loss_type", f"{show(loss)} is not one of {', '.join(LOSS_TYPES)}")
     elif loss in PAIR_LOSS_TYPES:
         for name in ("suffix1", "suffix2"):
             if values.get(name) is None:
@@ -188,24 +196,25 @@ def load_canonical_examples(
         raise InputError(f"loss_type {loss_type!r} is not one of {', '.join(LOSS_TYPES)}")
     examples: list[CanonicalExample] = []
     problems: list[str] = []
-    with p.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if limit is not None and len(examples) >= limit:
-                break
-            if not line.strip():
-                continue
-            where = f"{p}:{lineno}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                problems.append(f"{where}: not valid JSON ({exc.msg})")
-                continue
-            try:
-                examples.append(CanonicalExample.from_dict(record, where=where, loss_type=loss_type))
-            except RecordError as exc:
-                problems.extend(exc.problems)
-    if problems:
-        raise RecordError(problems)
+    bad = 0
+    for lineno, raw in iter_lines(p):  # lines are capped in length
+        if limit is not None and len(examples) >= limit:
+            break
+        if not raw.strip():
+            continue
+        where = f"{p}:{lineno}"
+        try:
+            record = parse_json_line(raw, where)
+            examples.append(CanonicalExample.from_dict(record, where=where, loss_type=loss_type))
+        except RecordError as exc:
+            problems.extend(exc.problems)
+            bad += 1
+        except InputError as exc:
+            problems.append(str(exc))
+            bad += 1
+    if problems:  # one error for the file: a summary, then the first problems
+        more = [f"... and {len(problems) - MAX_SHOWN} more"] if len(problems) > MAX_SHOWN else []
+        raise RecordError([f"{p}: {bad} malformed example{'s' if bad != 1 else ''}", *problems[:MAX_SHOWN], *more])
     if not examples:
         raise InputError(f"{p}: no examples found")
     return examples

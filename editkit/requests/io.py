@@ -12,7 +12,6 @@ Problems are located as ``file:line`` for JSON Lines and ``file:record N``
 
 from __future__ import annotations
 
-import codecs
 import json
 import os
 import tempfile
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from editkit.datafiles import iter_lines, parse_json_line
 from editkit.errors import InputError
 from editkit.requests.formats import FORMATS, RecordFormat, detect_format, get_format
 from editkit.requests.schema import EditRequest, RecordError, json_kind
@@ -128,44 +128,34 @@ class _Source:
         return reader()
 
     def _jsonl(self) -> Iterator[_Raw]:
-        with open(self.path, "rb") as f:
-            for lineno, raw in enumerate(f, 1):
-                if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
-                    raw = raw[len(codecs.BOM_UTF8) :]
-                if not raw.strip():
-                    continue
-                where, label = f"{self.display}:{lineno}", f"line {lineno}"
-                try:
-                    record = json.loads(raw.decode("utf-8"))
-                except UnicodeDecodeError as err:
-                    yield _Raw(
-                        where, label, _Bad(f"{where}: not valid UTF-8 (byte {err.start + 1})")
+        for lineno, raw in iter_lines(self.path):  # lines are capped in length
+            if not raw.strip():
+                continue
+            where, label = f"{self.display}:{lineno}", f"line {lineno}"
+            try:
+                record = parse_json_line(raw, where)
+            except InputError as err:
+                yield _Raw(where, label, _Bad(str(err)))
+                continue
+            if not isinstance(record, dict):
+                hint = (
+                    (
+                        "; a .jsonl file holds one JSON object per line "
+                        "(a JSON array belongs in a .json file)"
                     )
-                    continue
-                except json.JSONDecodeError as err:
-                    yield _Raw(
-                        where,
-                        label,
-                        _Bad(f"{where}: not valid JSON ({err.msg} at column {err.colno})"),
-                    )
-                    continue
-                if not isinstance(record, dict):
-                    hint = (
-                        (
-                            "; a .jsonl file holds one JSON object per line "
-                            "(a JSON array belongs in a .json file)"
-                        )
-                        if isinstance(record, list)
-                        else ""
-                    )
-                    record = _Bad(f"{where}: expected a JSON object, got {json_kind(record)}{hint}")
-                yield _Raw(where, label, record)
+                    if isinstance(record, list)
+                    else ""
+                )
+                record = _Bad(f"{where}: expected a JSON object, got {json_kind(record)}{hint}")
+            yield _Raw(where, label, record)
 
     def _json(self) -> Iterator[_Raw]:
         try:
             data = json.loads(self.path.read_bytes().decode("utf-8-sig"))
         except UnicodeDecodeError as err:
             raise InputError(f"{self.display}: not valid UTF-8 (byte {err.start + 1})") from None
+        except RecursionError:
+            raise InputError(f"{self.display}: JSON nested too deeply") from None
         except json.JSONDecodeError as err:
             hint = (
                 "; it looks like JSON Lines (one object per line): rename it to .jsonl"
@@ -199,7 +189,8 @@ class _Source:
                 yield _Raw(f"{self.display}:record {i}", f"record {i}", record)
 
     def _unreadable(self, what: str, err: Exception) -> InputError:
-        return InputError(f"{self.display}: not a readable {what} ({err})")
+        detail = (str(err).splitlines() or [type(err).__name__])[0]
+        return InputError(f"{self.display}: not a readable {what} ({detail})")
 
     def _parquet(self) -> Iterator[_Raw]:
         import pyarrow as pa
@@ -230,7 +221,10 @@ class _Source:
     def _dataset(self) -> Iterator[_Raw]:
         import datasets
 
-        dataset = datasets.load_from_disk(str(self.path))
+        try:
+            dataset = datasets.load_from_disk(str(self.path))
+        except Exception as err:  # datasets/pyarrow raise many types for a damaged folder
+            raise self._unreadable("dataset directory", err) from None
         yield from self._rows(dataset.with_format("arrow").iter(batch_size=_BATCH))
 
 

@@ -75,6 +75,8 @@ def show(value: Any, width: int = 60) -> str:
     """
     try:
         text = json.dumps(value, ensure_ascii=False, default=repr)
+        if not text.isprintable():  # line breaks (U+2028, ...) or control characters: escape them
+            text = json.dumps(value, default=repr)
     except ValueError:  # circular structures
         text = repr(value)
     if len(text) > width:
@@ -109,7 +111,13 @@ class Problems:
         self.lines: list[str] = []
 
     def add(self, field: str | None, message: str) -> None:
-        """Record one problem; ``field`` is None for a problem with the whole record."""
+        """Record one problem; ``field`` is None for a problem with the whole record.
+
+        A field name from the file that is long or holds line breaks or other control
+        characters is shown quoted and shortened, so that each problem stays one line.
+        """
+        if field is not None and (len(field) > 60 or not field.isprintable()):
+            field = show(field)
         parts = [part for part in (self.where, field) if part]
         self.lines.append(": ".join([*parts, message]))
 
