@@ -241,6 +241,7 @@ class AuditContext:
         device: str = "cpu",
         dtype: str = "float32",
         seed: int = 0,
+        allow_pickle: bool = False,
         progress: Progress | None = None,
     ) -> AuditContext:
         """Load (or take) the base model and read the tuned weights against it.
@@ -258,6 +259,9 @@ class AuditContext:
             reference: see :func:`reference_texts`.
             device, dtype: where and how a spec is loaded.
             seed: the seed of sampling analyses.
+            allow_pickle: let :func:`~editkit.models.load_model` read a base model's
+                pickle-based weights (only for files you trust); tuned weights are
+                read from safetensors only, whatever this says.
             progress: ``progress(stage, done, total)`` while a model converts.
 
         Raises:
@@ -272,7 +276,8 @@ class AuditContext:
                 raise InputError("audit: pass the tokenizer (tok=...) with a loaded base model")
             model, base_spec = base, getattr(getattr(base, "config", None), "name_or_path", "") or "base"
         else:
-            model, loaded_tok = load_model(base, dtype=dtype, device=device, progress=progress)
+            model, loaded_tok = load_model(base, dtype=dtype, device=device, allow_pickle=allow_pickle,
+                                           progress=progress)
             tok = tok if tok is not None else loaded_tok
             base_spec = base
         weights = tuned_weights(model, tuned)

@@ -64,6 +64,50 @@ def check_output_dir(
     return out
 
 
+def input_paths(*items: object) -> list[Path]:
+    """The local files and folders among a command's inputs, for ``inputs=`` of :func:`check_output_dir`.
+
+    Strings and paths that exist (``~`` expanded) are kept; lists and tuples are
+    flattened. Everything else is left out: None, a zoo alias or hub id with no
+    such local path, the words ``default`` / ``none``, and objects that are not
+    paths (a loaded model, tuned weights).
+
+    >>> input_paths(None, "no-such-hub/model", ["."], object())
+    [PosixPath('.')]
+    """
+    found: list[Path] = []
+    for item in items:
+        if isinstance(item, (list, tuple)):
+            found.extend(input_paths(*item))
+        elif isinstance(item, (str, os.PathLike)) and str(item):
+            path = Path(item).expanduser()
+            if path.exists():
+                found.append(path)
+    return found
+
+
+def check_output_file(
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    inputs: Iterable[str | os.PathLike[str] | None] = (),
+) -> Path:
+    """Fail early if ``path`` cannot be written as a fresh output file (the file version of :func:`check_output_dir`).
+
+    An existing file is refused unless ``overwrite``, and even then when it is one of ``inputs``.
+    """
+    out = Path(path)
+    if out.exists() and not overwrite:
+        raise EditkitError(f"output file {out} already exists: choose another --out or pass --overwrite")
+    if out.is_dir():
+        raise EditkitError(f"output path {out} is a directory: choose a file name for --out")
+    if out.exists():
+        same = next((Path(i) for i in inputs if i is not None and Path(i).exists() and Path(i).samefile(out)), None)
+        if same is not None:
+            raise EditkitError(f"--out {out}: --overwrite would replace the input {same}; choose a new output file")
+    return out
+
+
 def output_file(root: str | os.PathLike[str], name: str) -> Path:
     """``root / name`` for a file name built from data (a matrix or request name), kept inside ``root``.
 

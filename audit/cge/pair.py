@@ -187,15 +187,11 @@ def _check_module_pair(base: nn.Module, tuned: nn.Module) -> None:
 @contextlib.contextmanager
 def _peft_adapter(base: nn.Module, path: Path) -> Iterator[Any]:
     """``PeftModel.from_pretrained(base, path)`` for the block only; the base model is restored on exit."""
-    from peft import PeftModel
+    from audit.tuned.lora import load_peft_adapter
 
     flags = {name: p.requires_grad for name, p in base.named_parameters()}
     was_training = base.training
-    try:
-        model = PeftModel.from_pretrained(base, str(path), is_trainable=False)
-    except (ValueError, RuntimeError, KeyError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"{path}: peft cannot load this adapter onto the base model ({msg})") from None
+    model = load_peft_adapter(base, path)  # a pickle-only adapter is refused (LoraAdapter read it first anyway)
     model.eval()
     try:
         yield model

@@ -30,6 +30,7 @@ from typing import Any
 
 from audit.intruders.figures import intruder_heatmap, spectrum_plot
 from audit.intruders.results import IntruderReport, MatrixIntruders
+from editkit.outputs import output_file
 
 FORMAT = "editkit-intruders/1"
 
@@ -107,8 +108,13 @@ def rows_csv(report: IntruderReport) -> str:
 
 
 def spectrum_file(name: str) -> str:
-    """``model.layers.3.mlp.down_proj.weight`` -> ``model.layers.3.mlp.down_proj.png``."""
-    stem = name.removesuffix(".weight").replace("/", "_") or "matrix"
+    """``model.layers.3.mlp.down_proj.weight`` -> ``model.layers.3.mlp.down_proj.png``.
+
+    Slashes and backslashes become ``_``; :func:`write_intruder_files` builds the
+    path with :func:`editkit.outputs.output_file`, which refuses what is still not
+    a plain file name (a NUL byte) with an :class:`~editkit.errors.InputError`.
+    """
+    stem = name.removesuffix(".weight").replace("/", "_").replace("\\", "_") or "matrix"
     return f"{stem}.png"
 
 
@@ -149,7 +155,7 @@ def write_intruder_files(
         plotted = {}
         for name in names:
             rel = f"spectra/{spectrum_file(name)}"
-            spectrum_plot(report, name, dest / rel)
+            spectrum_plot(report, name, output_file(dest, rel))
             plotted[name] = rel
         files["spectra"] = plotted
     payload = {**intruder_payload(report, config=config), **(extra or {}), "files": files}

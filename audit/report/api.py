@@ -49,6 +49,7 @@ def audit_context_report(
     overwrite: bool = False,
     formats: Sequence[str] = DEFAULT_FORMATS,
     command: Sequence[str] | str = "audit.report.run_audit(...)",
+    inputs: Sequence[str | Path] = (),
     progress: Progress | None = None,
 ) -> Report:
     """Run the analyses on an existing context, assemble the report and (with ``out``) write it.
@@ -56,23 +57,25 @@ def audit_context_report(
     See :func:`run_audit` for the arguments. The output folder appears whole
     or not at all (built in a hidden sibling, renamed when complete); the
     finished analyses of an interrupted run stay in ``.<out>.partial/`` until
-    the report is written.
+    the report is written. ``overwrite`` never replaces a folder holding one of
+    ``inputs``, the tuned weights' path or a local base model folder.
     """
-    from editkit.outputs import check_output_dir, output_dir
+    from editkit.outputs import check_output_dir, input_paths, output_dir
     from editkit.report import write_report
 
     names = parse_analyses(analyses)
     opts = parse_options(names, set_options, options)
+    held = input_paths(*inputs, ctx.base_spec, ctx.weights.path)
     store = None
     if out is not None:
-        check_output_dir(out, overwrite=overwrite)
+        check_output_dir(out, overwrite=overwrite, inputs=held)
         store = check_partial(out, resume=resume, overwrite=overwrite)
         if overwrite and not resume:
             store.clear()
     runs = run_analyses(ctx, names, opts, store=store, resume=resume, progress=progress)
     report = audit_report(ctx, runs, opts, command=command)
     if out is not None and store is not None:
-        with output_dir(out, overwrite=overwrite) as tmp:
+        with output_dir(out, overwrite=overwrite, inputs=held) as tmp:
             write_report(report, tmp, formats=formats)
         store.clear()
     return report
@@ -95,6 +98,7 @@ def run_audit(
     device: str = "cpu",
     dtype: str = "float32",
     seed: int = 0,
+    allow_pickle: bool = False,
     command: Sequence[str] | str = "audit.report.run_audit(...)",
     progress: Progress | None = None,
 ) -> Report:
@@ -117,6 +121,8 @@ def run_audit(
         overwrite: replace an existing ``out`` (and discard an interrupted run's analyses).
         formats: report formats to write.
         device, dtype, seed: how the base model is loaded; the seed of sampling analyses.
+        allow_pickle: also read a base model's pickle-based weights (only for files you
+            trust); tuned weights are read from safetensors only.
         command: recorded in the provenance.
         progress: ``progress("<analysis>: <stage>", done, total)``.
 
@@ -128,6 +134,9 @@ def run_audit(
         InputError: bad names, options, files or an output folder that is in the
             way, all before any model is loaded or any analysis runs.
     """
+    from editkit.outputs import input_paths
+
+    inputs: list[Path] = []
     if isinstance(base, AuditContext):
         if tuned is not None:
             raise InputError("run_audit: pass either an AuditContext or base and tuned, not both")
@@ -137,13 +146,15 @@ def run_audit(
             raise InputError("run_audit: pass the tuned model (a path, TunedWeights, a model or deltas)")
         names = parse_analyses(analyses)  # fail on bad names and options before loading anything
         parse_options(names, set_options, options)
+        texts = not isinstance(reference, (str, Path))  # a list of texts, not files
+        inputs = input_paths(base, tuned, list(prompts or []), None if texts else reference)
         if out is not None:
             from editkit.outputs import check_output_dir
 
-            check_output_dir(out, overwrite=overwrite)
+            check_output_dir(out, overwrite=overwrite, inputs=inputs)
             check_partial(out, resume=resume, overwrite=overwrite)
         ctx = AuditContext.load(base, tuned, tok, prompts=prompts, reference=reference, device=device,
-                                dtype=dtype, seed=seed)
+                                dtype=dtype, seed=seed, allow_pickle=allow_pickle)
     return audit_context_report(ctx, analyses=analyses, options=options, set_options=set_options, out=out,
                                 resume=resume, overwrite=overwrite, formats=formats, command=command,
-                                progress=progress)
+                                inputs=inputs, progress=progress)

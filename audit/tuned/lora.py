@@ -8,7 +8,8 @@ for embeddings, as peft does), with ``scaling = alpha / r``, or
 a regex for a suffix of the module name, first match wins). ``lora_bias``
 adds ``lora_B.bias * scaling`` to the bias; ``modules_to_save`` tensors are
 tuned weights. Nothing of peft is imported: no second copy of the model, no
-wrapper modules. DoRA and other peft methods are refused with the fix (merge
+wrapper modules (only :func:`load_peft_adapter`, for the analyses that run the
+adapter through peft itself, imports it). DoRA and other peft methods are refused with the fix (merge
 with peft, then pass the merged model as a full fine-tune).
 
 >>> tuned = LoraAdapter(model, "runs/lora")                          # doctest: +SKIP
@@ -292,3 +293,38 @@ class LoraAdapter(TunedWeights):
             return saved, False
         shift = saved.to(device=lora.device, dtype=torch.float32) - self.base_weight(name)
         return shift + lora, True  # a saved base weight, plus the LoRA update on top
+
+
+PICKLE_WEIGHTS_FILE = "adapter_model.bin"
+"""peft's pickle-based adapter file: read only with ``allow_pickle`` (unpickling can run code)."""
+
+
+def load_peft_adapter(base: nn.Module, path: str | Path, *, allow_pickle: bool = False, is_trainable: bool = False) -> Any:
+    """``PeftModel.from_pretrained(base, path)``, refusing a pickle-only adapter and with one-line errors.
+
+    The one place editkit hands an adapter folder to peft (TuCo's and CGE's LoRA
+    pairs); unlike :class:`LoraAdapter` it wraps ``base`` in peft modules (undo
+    with ``model.unload()``).
+
+    Args:
+        base: the base model the adapter was trained on (wrapped in place).
+        path: the adapter folder.
+        allow_pickle: also read an ``adapter_model.bin`` when the folder has no
+            ``adapter_model.safetensors`` (only for files you trust).
+        is_trainable: passed to peft.
+
+    Raises:
+        InputError: a folder with only ``adapter_model.bin`` (without ``allow_pickle``),
+            or an adapter peft cannot load onto ``base``.
+    """
+    from peft import PeftModel
+
+    root = Path(path)
+    safe = (root / WEIGHTS_FILE).is_file()
+    if not safe and (root / PICKLE_WEIGHTS_FILE).is_file() and not allow_pickle:
+        raise refuse_pickle(root / PICKLE_WEIGHTS_FILE, flag="--allow-pickle (allow_pickle=True)")
+    try:
+        return PeftModel.from_pretrained(base, str(root), is_trainable=is_trainable, use_safetensors=safe)
+    except (ValueError, KeyError, RuntimeError, OSError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{root}: peft cannot load this adapter onto the base model ({msg})") from None

@@ -17,6 +17,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -150,6 +151,38 @@ def stage_progress(title: str) -> Iterator[Callable[[str, int, int], None]]:
         yield update
     if not sys.stderr.isatty():
         err_console.print(f"{title}: done", highlight=False)
+
+
+BASE_ONLY = "--base (tuned weights and adapters are read from safetensors only)"
+"""What ``--allow-pickle`` covers in the commands that compare a tuned model with its base."""
+
+
+def allow_pickle_option(what: str = "the model") -> Any:
+    """The ``--allow-pickle`` option of every command that loads a model (off: safetensors only).
+
+    Args:
+        what: whose weights it lets load, for the help text (``"--base"``...).
+    """
+    return typer.Option(
+        False, "--allow-pickle",
+        help=f"Also read pickle-based weights (.bin) of {what}: only for files you trust, unpickling can run code.",
+    )
+
+
+def checked_out(out: os.PathLike[str] | str | None, overwrite: bool, *inputs: object) -> list[Path]:
+    """Check ``--out`` before any work; return the command's local inputs to pass on to ``output_dir``.
+
+    ``inputs`` are the command's input specs (files, folders, model specs that may be
+    hub ids, lists of files, None); see :func:`editkit.outputs.input_paths`. An output
+    directory that would replace one of them (or the current directory) is refused
+    even with ``--overwrite``. ``out`` None (no output asked for) checks nothing.
+    """
+    from editkit.outputs import check_output_dir, input_paths
+
+    held = input_paths(*inputs)
+    if out is not None:
+        check_output_dir(out, overwrite=overwrite, inputs=held)
+    return held
 
 
 def parse_formats(value: str) -> tuple[str, ...]:

@@ -24,6 +24,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from editkit.cli._common import (
+    BASE_ONLY,
+    allow_pickle_option,
+    checked_out,
     debug,
     err_console,
     handle_errors,
@@ -52,6 +55,7 @@ def audit_callback(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
     dtype: str = typer.Option("float32", "--dtype", help="float32, bfloat16 or float16."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampling analyses (CGE); recorded."),
+    allow_pickle: bool = allow_pickle_option(BASE_ONLY),
 ) -> None:
     """Audit what a fine-tune or an edit did to its base model: all analyses, one report.
 
@@ -65,19 +69,19 @@ def audit_callback(
 
             raise InputError(f"--base/--tuned go after the subcommand: editkit audit {ctx.invoked_subcommand} --base ... --tuned ...")
         return
-    _audit(base, tuned, analyses, prompts or [], reference, set_, out, resume, overwrite, formats, device, dtype, seed)
+    _audit(base, tuned, analyses, prompts or [], reference, set_, out, resume, overwrite, formats, device, dtype, seed,
+           allow_pickle)
 
 
 def _audit(
     base: str | None, tuned: Path | None, analyses: str, prompts: list[Path], reference: str, set_: list[str],
-    out: Path, resume: bool, overwrite: bool, formats: str, device: str, dtype: str, seed: int,
+    out: Path, resume: bool, overwrite: bool, formats: str, device: str, dtype: str, seed: int, allow_pickle: bool,
 ) -> None:
     from audit.analyses import parse_analyses, parse_options
     from audit.context import AuditContext, read_prompt_sets, reference_texts
     from audit.report import PartialStore, audit_context_report, check_partial, partial_dir_for
     from audit.tuned import detect_kind
     from editkit.errors import InputError
-    from editkit.outputs import check_output_dir
     from editkit.report import render_console
 
     # Everything a user can get wrong is checked before the model is loaded.
@@ -89,18 +93,18 @@ def _audit(
     parse_options(names, set_)
     sets = [s for path in prompts for s in read_prompt_sets(path)] if prompts else None
     texts = reference_texts(reference)
-    check_output_dir(out, overwrite=overwrite)
+    inputs = checked_out(out, overwrite, base, tuned, prompts, reference)  # never replaced by --overwrite
     check_partial(out, resume=resume, overwrite=overwrite)
     detect_kind(tuned)
 
     with stage_progress(f"loading {base}") as progress:
         context = AuditContext.load(base, tuned, prompts=sets, reference=texts, device=device, dtype=dtype,
-                                    seed=seed, progress=progress)
+                                    seed=seed, allow_pickle=allow_pickle, progress=progress)
     try:
         with stage_progress(f"audit ({', '.join(names)})") as progress:
             report = audit_context_report(context, analyses=names, set_options=set_, out=out, resume=resume,
                                           overwrite=overwrite, formats=fmts, command=["editkit", *sys.argv[1:]],
-                                          progress=progress)
+                                          inputs=inputs, progress=progress)
     except KeyboardInterrupt:
         store = PartialStore(partial_dir_for(out))
         kept = sorted(p.stem for p in store.root.glob("*.json")) if store.exists() else []
@@ -237,6 +241,7 @@ def intruders_command(
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Where the bases are cached (default $EDITKIT_CACHE/intruders)."),
     device: str = typer.Option("cpu", "--device", help="Where the base model is loaded: cpu, cuda, cuda:1 ..."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
+    allow_pickle: bool = allow_pickle_option(BASE_ONLY),
 ) -> None:
     """Intruder dimensions of a tuned model against its base: new top singular vectors no base direction explains.
 
@@ -254,19 +259,19 @@ def intruders_command(
     from audit.mitigate import mitigate_intruders, mitigation_perplexity
     from audit.tuned import detect_kind, load_tuned
     from editkit.models import load_model
-    from editkit.outputs import check_output_dir, output_dir
+    from editkit.outputs import output_dir
     from editkit.report import model_info, provenance, weights_sha256
 
     # Everything a user can get wrong is checked before the model is loaded.
     _check_options(k, eps, mitigate, spectra)
     cfg = IntruderConfig(k=k, eps=eps, svd=svd)
-    check_output_dir(out, overwrite=overwrite)
+    inputs = checked_out(out, overwrite, base, tuned, reference)  # never replaced by --overwrite
     detect_kind(tuned)
     be = _backend(backend)
     texts = _reference_texts(reference) if mitigate is not None else None
 
     with stage_progress(f"loading {base}") as progress:
-        lm, tok = load_model(base, device=device, progress=progress)
+        lm, tok = load_model(base, device=device, allow_pickle=allow_pickle, progress=progress)
     weights = load_tuned(lm, tuned)
     with stage_progress("intruder dimensions") as progress:
         report = intruder_analysis(lm, weights, config=cfg, backend=be, cache_dir=cache_dir, cache=cache, progress=progress)
@@ -295,7 +300,7 @@ def intruders_command(
         "provenance": asdict(prov),
         "mitigation": None,
     }
-    with output_dir(out, overwrite=overwrite) as tmp:
+    with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         if result is not None:
             assert result.after is not None
             saved = _save_mitigated(lm, tok, result, tmp / "mitigated")

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from editkit.cli._common import (
+    checked_out,
     err_console,
     handle_errors,
     out_console,
@@ -86,9 +87,9 @@ def train_command(
     from editkit.datafiles import shipped
     from editkit.errors import EditkitError
     from editkit.models import ZOO, prepare
-    from editkit.outputs import check_output_dir, output_dir
+    from editkit.outputs import output_dir
 
-    check_output_dir(out, overwrite=overwrite)
+    inputs = checked_out(out, overwrite, corpus, model, config, facts)  # never replaced by --overwrite
     missing = [name for name in (TRAIN_FILE, VAL_FILE) if not (corpus / name).is_file()]
     if missing:
         raise EditkitError(
@@ -147,7 +148,7 @@ def train_command(
         "tokenizer_model": model,
         "fact_tables": [str(t) for t in tables],
     }
-    with output_dir(out, overwrite=overwrite) as tmp:
+    with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         save_backpack(result, tok, tmp, facts=knowledge, extra=extra)
     shutil.rmtree(ckpt, ignore_errors=True)
 

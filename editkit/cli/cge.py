@@ -18,7 +18,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from editkit.cli._common import handle_errors, out_console, stage_progress
+from editkit.cli._common import (
+    BASE_ONLY,
+    allow_pickle_option,
+    checked_out,
+    handle_errors,
+    out_console,
+    stage_progress,
+)
 
 FLAGS: dict[str, str] = {
     "gamma": "--gamma", "alpha": "--alpha", "num_beams": "--beams", "temperature": "--temperature",
@@ -99,6 +106,7 @@ def cge_command(
     seed: int = typer.Option(0, "--seed", help="Random seed for sampling (recorded)."),
     device: str = typer.Option("cpu", "--device", help="Where the models run: cpu, cuda, cuda:1 ..."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
+    allow_pickle: bool = allow_pickle_option(BASE_ONLY),
 ) -> None:
     """Generate examples of what is new in a fine-tune, from the base and tuned models alone (CGE).
 
@@ -113,7 +121,7 @@ def cge_command(
     from audit.tuned import detect_kind
     from editkit.errors import InputError
     from editkit.models import load_model
-    from editkit.outputs import check_output_dir, output_dir
+    from editkit.outputs import output_dir
     from editkit.report import model_info, provenance
 
     # Everything a user can get wrong is checked before the models are loaded.
@@ -133,12 +141,11 @@ def cge_command(
     generate = texts is None or n is not None or prompt_list is not None or iterative
     if generate and n is None and prompt_list is None:
         n = 100
-    if out is not None:
-        check_output_dir(out, overwrite=overwrite)
+    inputs = checked_out(out, overwrite, base, tuned, prompts, rank_texts)  # never replaced by --overwrite
     kind, _ = detect_kind(tuned)
 
     with stage_progress(f"loading {base}") as progress:
-        lm, tok = load_model(base, device=device, progress=progress)
+        lm, tok = load_model(base, device=device, allow_pickle=allow_pickle, progress=progress)
 
     examples: list[Any] = []
     log: list[dict[str, Any]] = []
@@ -180,7 +187,7 @@ def cge_command(
         "update_log": log,
         "provenance": asdict(prov),
     }
-    with output_dir(out, overwrite=overwrite) as tmp:
+    with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         if examples:
             (tmp / "examples.jsonl").write_text(_jsonl([e.to_dict() for e in examples]), encoding="utf-8")
         if ranked:

@@ -9,7 +9,14 @@ from typing import Any
 import typer
 
 from editkit.cli import transfer
-from editkit.cli._common import handle_errors, out_console, parse_formats, stage_progress
+from editkit.cli._common import (
+    allow_pickle_option,
+    checked_out,
+    handle_errors,
+    out_console,
+    parse_formats,
+    stage_progress,
+)
 from editkit.models import DEFAULT_MODEL
 
 
@@ -50,7 +57,7 @@ def edit_command(
     seed: int = typer.Option(0, "--seed", help="Random seed (editor shuffling; recorded)."),
     formats: str = typer.Option("json,md,html", "--format", help="Report formats to write."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
-    allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Also read pickle-based model weights (.bin): only for files you trust, unpickling can run code."),
+    allow_pickle: bool = allow_pickle_option("--model and --transfer-to"),
     transfer_to: str | None = typer.Option(None, "--transfer-to", help=transfer.HELP_TO),
     transfer_beta: str = typer.Option("auto", "--transfer-beta", help=transfer.HELP_BETA),
 ) -> None:
@@ -68,13 +75,12 @@ def edit_command(
     from editkit.evaluate.report import edit_report
     from editkit.localize import localize, strategy_names
     from editkit.models import load_model
-    from editkit.outputs import check_output_dir, output_dir
+    from editkit.outputs import output_dir
     from editkit.report import model_info, provenance, render_console, weights_sha256, write_report
     from editkit.requests import load_requests, save_requests
 
     fmts = parse_formats(formats)
-    inputs = (facts, config, editor_dir, reference, model)  # never replaced by --overwrite
-    check_output_dir(out, overwrite=overwrite, inputs=inputs)
+    inputs = checked_out(out, overwrite, facts, config, editor_dir, reference, model, transfer_to)  # never replaced
     saves = {s.strip() for s in save.split(",") if s.strip()}
     if not saves <= {"delta", "model"}:
         raise EditkitError(f"--save: choose from delta, model (comma-separated), not {save!r}")
@@ -127,7 +133,8 @@ def edit_command(
     moved = None  # --transfer-to: the edit carried over to another model
     if transfer_to:
         moved = transfer.run_transfer(
-            transfer_to, lm, tok, result, requests, beta=fixed_beta, device=device, eval_cfg=eval_cfg, texts=texts
+            transfer_to, lm, tok, result, requests, beta=fixed_beta, device=device, eval_cfg=eval_cfg, texts=texts,
+            allow_pickle=allow_pickle,
         )
     prov = provenance(
         ["editkit", *sys.argv[1:]],

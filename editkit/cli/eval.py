@@ -7,7 +7,14 @@ from pathlib import Path
 
 import typer
 
-from editkit.cli._common import handle_errors, out_console, parse_formats, stage_progress
+from editkit.cli._common import (
+    allow_pickle_option,
+    checked_out,
+    handle_errors,
+    out_console,
+    parse_formats,
+    stage_progress,
+)
 from editkit.models import DEFAULT_MODEL
 
 
@@ -29,7 +36,7 @@ def eval_command(
     seed: int = typer.Option(0, "--seed", help="Random seed (recorded in the report)."),
     formats: str = typer.Option("json,md,html", "--format", help="Report formats to write."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
-    allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Also read pickle-based model weights (.bin): only for files you trust, unpickling can run code."),
+    allow_pickle: bool = allow_pickle_option("--model"),
 ) -> None:
     """Evaluate a model on edit requests and write the report (console, JSON, Markdown, HTML)."""
     import torch
@@ -39,14 +46,13 @@ def eval_command(
     from editkit.evaluate import EvalConfig, evaluate
     from editkit.evaluate.report import eval_report
     from editkit.models import load_model
-    from editkit.outputs import check_output_dir, output_dir
+    from editkit.outputs import output_dir
     from editkit.report import model_info, provenance, render_console, weights_sha256, write_report
     from editkit.requests import load_requests, save_requests
 
     # Everything a user can get wrong is checked before the model is loaded.
     fmts = parse_formats(formats)
-    inputs = (facts, reference, model)  # never replaced by --overwrite
-    check_output_dir(out, overwrite=overwrite, inputs=inputs)
+    inputs = checked_out(out, overwrite, facts, reference, model)  # never replaced by --overwrite
     if compare not in ("mean", "sum"):
         raise EditkitError(f"--compare must be 'mean' or 'sum', not {compare!r}")
     requests = load_requests(facts, limit=limit)

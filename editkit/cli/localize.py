@@ -8,7 +8,14 @@ from typing import Any
 
 import typer
 
-from editkit.cli._common import handle_errors, out_console, parse_formats, stage_progress
+from editkit.cli._common import (
+    allow_pickle_option,
+    checked_out,
+    handle_errors,
+    out_console,
+    parse_formats,
+    stage_progress,
+)
 from editkit.models import DEFAULT_MODEL
 
 
@@ -27,6 +34,7 @@ def localize_command(
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     formats: str = typer.Option("json,md,html", "--format", help="Report formats to write."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
+    allow_pickle: bool = allow_pickle_option("--model"),
 ) -> None:
     """Score every layer with a localization strategy; print the table, write the report and a plot."""
     import torch
@@ -34,12 +42,12 @@ def localize_command(
     from editkit.errors import EditkitError
     from editkit.localize import localize, strategy_names
     from editkit.models import load_model
-    from editkit.outputs import check_output_dir, output_dir
+    from editkit.outputs import output_dir
     from editkit.report import Report, Table, model_info, provenance, render_console, write_report
     from editkit.requests import load_requests
 
     fmts = parse_formats(formats)
-    check_output_dir(out, overwrite=overwrite)
+    inputs = checked_out(out, overwrite, facts, model)  # never replaced by --overwrite
     if strategy not in strategy_names():
         raise EditkitError(f"--strategy: choose one of {', '.join(strategy_names())}, not {strategy!r}")
     options: dict[str, Any] = {"module": module}
@@ -51,7 +59,7 @@ def localize_command(
     requests = load_requests(facts, limit=limit)
     torch.manual_seed(seed)
     with stage_progress(f"loading {model}") as progress:
-        lm, tok = load_model(model, device=device, progress=progress)
+        lm, tok = load_model(model, device=device, allow_pickle=allow_pickle, progress=progress)
     with stage_progress(f"localizing ({strategy})") as progress:
         try:
             location = localize(strategy, lm, tok, requests, progress=progress, **options)
@@ -75,7 +83,7 @@ def localize_command(
         tables=tables,
         notes=[location.reason],
     )
-    with output_dir(out, overwrite=overwrite) as tmp:
+    with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         write_report(report, tmp, formats=fmts)
         if rows:
             _plot(rows, location.layers, strategy, tmp / "layers.png")

@@ -10,6 +10,8 @@ import typer
 from rich.table import Table
 
 from editkit.cli._common import (
+    allow_pickle_option,
+    checked_out,
     err_console,
     handle_errors,
     out_console,
@@ -58,6 +60,7 @@ def train_command(
     seed: int = typer.Option(0, "--seed", help="Random seed (initialization, data order, sampling)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from OUT.checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing editor directory (and start over)."),
+    allow_pickle: bool = allow_pickle_option("--model"),
 ) -> None:
     """Train MEND editor networks for one base model and save them (safetensors + JSON).
 
@@ -71,10 +74,10 @@ def train_command(
     from editkit.editors.mend.store import has_checkpoint
     from editkit.errors import EditkitError
     from editkit.models import load_model
-    from editkit.outputs import check_output_dir, output_dir
+    from editkit.outputs import output_dir
     from editkit.requests import load_requests
 
-    check_output_dir(out, overwrite=overwrite)
+    inputs = checked_out(out, overwrite, model, train, val, config)  # never replaced by --overwrite
     ckpt = checkpoint_dir(out)
     if ckpt.exists() and not resume:
         if not overwrite:
@@ -92,7 +95,7 @@ def train_command(
 
     torch.manual_seed(seed)
     with stage_progress(f"loading {model}") as progress:
-        lm, tok = load_model(model, device=device, progress=progress)
+        lm, tok = load_model(model, device=device, allow_pickle=allow_pickle, progress=progress)
     try:
         with stage_progress("training MEND") as progress:
             result = train_editor(
@@ -104,7 +107,7 @@ def train_command(
         err_console.print(f"[yellow]interrupted[/]: {where}", highlight=False)
         raise typer.Exit(130) from None
     info = {**result.info, "command": ["editkit", *sys.argv[1:]], "train_file": str(train), "val_file": str(val) if val else None}
-    with output_dir(out, overwrite=overwrite) as tmp:
+    with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         save_editor(result.net, tmp, training=info, log=result.log)
     shutil.rmtree(ckpt, ignore_errors=True)
 

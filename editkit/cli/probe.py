@@ -30,7 +30,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from editkit.cli._common import handle_errors, out_console, stage_progress
+from editkit.cli._common import (
+    allow_pickle_option,
+    checked_out,
+    handle_errors,
+    out_console,
+    stage_progress,
+)
 from editkit.models import DEFAULT_MODEL
 
 app = typer.Typer(help="Refusal classifiers over text and activations: train, evaluate, generate labelled data.", no_args_is_help=True)
@@ -199,11 +205,11 @@ def _fit_predict_factory(kind: str, data: Dataset, config: Any, acts: Any) -> An
     return fit_predict
 
 
-def _load_lm(model: str, device: str, dtype: str) -> tuple[Any, Any]:
+def _load_lm(model: str, device: str, dtype: str, allow_pickle: bool) -> tuple[Any, Any]:
     from editkit.models import load_model
 
     with stage_progress(f"loading {model}") as progress:
-        return load_model(model, dtype=dtype, device=device, progress=progress)
+        return load_model(model, dtype=dtype, device=device, allow_pickle=allow_pickle, progress=progress)
 
 
 def _run_protocol(kind: str, data: Dataset, config: Any, lm: Any, tok: Any, *, substring: Any,
@@ -268,6 +274,7 @@ _BACKEND = typer.Option("auto", "--backend", help="Array backend of the logistic
 _DEVICE = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ...")
 _DTYPE = typer.Option("float32", "--dtype", help="float32, bfloat16 or float16.")
 _OVERWRITE = typer.Option(False, "--overwrite", help="Replace an existing output directory.")
+_ALLOW_PICKLE = allow_pickle_option("--model")
 
 
 def _options(locals_: dict[str, Any]) -> dict[str, Any]:
@@ -305,6 +312,7 @@ def train_command(
     device: str = _DEVICE,
     dtype: str = _DTYPE,
     overwrite: bool = _OVERWRITE,
+    allow_pickle: bool = _ALLOW_PICKLE,
 ) -> None:
     """Train a refusal probe, evaluate its recipe (random split + leave-one-source-out, with baselines), save it.
 
@@ -312,20 +320,20 @@ def train_command(
     """
     import numpy as np
 
-    from editkit.outputs import check_output_dir, output_dir
+    from editkit.outputs import output_dir
     from probes.activation_probe import ActivationProbe, model_summary
     from probes.data import data_hash
     from probes.store import ModelCard, write_probe
     from probes.text_clf import TextRefusalClassifier
 
     _check(kind, test_fraction, bootstrap, batch_size)
-    check_output_dir(out, overwrite=overwrite)
+    held = checked_out(out, overwrite, data, instructions, model)  # never replaced by --overwrite
     ds = load_dataset(data, instructions=instructions, partial_as=partial_as, group_by=group_by)
     config = _text_config(ds, inputs, seed) if kind == "text" else _activation_config(ds, _options(locals()))
     judge_obj, substring = _substring(ds, judge, judge_within)
     lm = tok = None
     if kind == "activation":
-        lm, tok = _load_lm(model, device, dtype)
+        lm, tok = _load_lm(model, device, dtype, allow_pickle)
     settings = _settings(ds, kind, config, judge_obj, {"model": model if kind == "activation" else None})
     report, acts = None, None
     if evaluate:
@@ -354,7 +362,7 @@ def train_command(
         notes={"command": ["editkit", *sys.argv[1:]], "model": probe.model_info if kind == "activation" else None,
                "train_info": probe.train_info},
     )
-    with output_dir(out, overwrite=overwrite) as tmp:
+    with output_dir(out, overwrite=overwrite, inputs=held) as tmp:
         write_probe(tmp, probe, card)
         if report is not None:
             (tmp / "eval.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
@@ -393,40 +401,40 @@ def eval_command(
     device: str = _DEVICE,
     dtype: str = _DTYPE,
     overwrite: bool = _OVERWRITE,
+    allow_pickle: bool = _ALLOW_PICKLE,
 ) -> None:
     """Evaluate: a saved probe on new data (overall and per source), or a probe recipe by random split and leave-one-source-out.
 
     AUROC, balanced accuracy, per-class recall and ECE with bootstrap intervals, beside the substring and majority baselines.
     """
-    from editkit.outputs import check_output_dir, output_dir
+    from editkit.outputs import output_dir
 
     _check(kind, test_fraction, bootstrap, batch_size)
-    if out is not None:
-        check_output_dir(out, overwrite=overwrite)
+    held = checked_out(out, overwrite, data, probe_dir, instructions, model)  # never replaced by --overwrite
     ds = load_dataset(data, instructions=instructions, partial_as=partial_as, group_by=group_by)
     judge_obj, substring = _substring(ds, judge, judge_within)
     if probe_dir is not None:
-        report = _eval_saved(probe_dir, ds, model, substring, judge_obj, bootstrap, seed, device, dtype)
+        report = _eval_saved(probe_dir, ds, model, substring, judge_obj, bootstrap, seed, device, dtype, allow_pickle)
         title = f"probe {escape(str(probe_dir))} on {escape(str(data))}"
     else:
         config = _text_config(ds, inputs, seed) if kind == "text" else _activation_config(ds, _options(locals()))
         lm = tok = None
         if kind == "activation":
             model = model or DEFAULT_MODEL
-            lm, tok = _load_lm(model, device, dtype)
+            lm, tok = _load_lm(model, device, dtype, allow_pickle)
         settings = _settings(ds, kind, config, judge_obj, {"model": model if kind == "activation" else None})
         report, _ = _run_protocol(kind, ds, config, lm, tok, substring=substring, test_fraction=test_fraction,
                                   n_boot=bootstrap, seed=seed, settings=settings)
         title = f"{kind} probe recipe on {escape(str(data))} ({ds.labels[1]} vs {ds.labels[0]})"
     _print_report(report, title)
     if out is not None:
-        with output_dir(out, overwrite=overwrite) as tmp:
+        with output_dir(out, overwrite=overwrite, inputs=held) as tmp:
             (tmp / "eval.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
         out_console.print(f"\nevaluation written to [bold]{escape(str(out))}[/]")
 
 
 def _eval_saved(probe_dir: Path, ds: Dataset, model: str | None, substring: Any, judge: Any, n_boot: int, seed: int,
-                device: str, dtype: str) -> Any:
+                device: str, dtype: str, allow_pickle: bool) -> Any:
     import numpy as np
 
     from editkit.errors import InputError
@@ -441,7 +449,7 @@ def _eval_saved(probe_dir: Path, ds: Dataset, model: str | None, substring: Any,
         scores = probe.decision_function(ds.prompts, ds.responses)
     else:
         spec = model or (card.notes.get("model") or {}).get("spec") or DEFAULT_MODEL
-        lm, tok = _load_lm(spec, device, dtype)
+        lm, tok = _load_lm(spec, device, dtype, allow_pickle)
         with stage_progress("scoring") as progress:
             scores = probe.decision_function(lm, tok, ds.prompts, ds.responses, progress=progress)
     probs = 1.0 / (1.0 + np.exp(-(probe.platt[0] * scores + probe.platt[1])))
@@ -472,21 +480,21 @@ def generate_command(
     device: str = _DEVICE,
     dtype: str = _DTYPE,
     overwrite: bool = _OVERWRITE,
+    allow_pickle: bool = _ALLOW_PICKLE,
 ) -> None:
     """Generate greedy responses (chat template) in the responses.jsonl format, with provisional labels.
 
     Every row records how it was labelled ('label_by'); a label from the substring judge or a classifier is a starting point for hand-labelling, not ground truth.
     """
     from editkit.errors import EditkitError
-    from editkit.outputs import atomic_write_text
+    from editkit.outputs import atomic_write_text, check_output_file, input_paths
     from probes.chat import generate_responses
     from probes.data import load_instructions
     from probes.judges import SubstringJudge
     from probes.store import load_probe
     from probes.text_clf import TextRefusalClassifier
 
-    if out.exists() and not overwrite:
-        raise EditkitError(f"output file {out} already exists: choose another --out or pass --overwrite")
+    check_output_file(out, overwrite=overwrite, inputs=input_paths(instructions, label_with, model))
     rows = load_instructions(instructions, limit=limit)
     clf: TextRefusalClassifier | None = None
     if label_with != "substring":
@@ -494,7 +502,7 @@ def generate_command(
         if not isinstance(loaded, TextRefusalClassifier):
             raise EditkitError(f"--label-with {label_with}: a {loaded.kind} probe; pass 'substring' or a text probe folder")
         clf = loaded
-    lm, tok = _load_lm(model, device, dtype)
+    lm, tok = _load_lm(model, device, dtype, allow_pickle)
     with stage_progress(f"generating {len(rows)} responses") as progress:
         texts = generate_responses(lm, tok, [r.text for r in rows], max_new_tokens=max_new_tokens, batch_size=batch_size,
                                    chat=chat, system_prompt=system, progress=progress)

@@ -73,6 +73,7 @@ def run_transfer(
     device: str,
     eval_cfg: EvalConfig,
     texts: Sequence[str] | None,
+    allow_pickle: bool = False,
 ) -> TransferRun:
     """Load M, check its tokenizer, choose beta, evaluate M plain and as the ensemble."""
     from editkit.editors.sense.transfer import check_shared_tokenizer, transfer_edit
@@ -81,7 +82,7 @@ def run_transfer(
     from editkit.report import model_info, weights_sha256
 
     with stage_progress(f"loading {spec}") as progress:
-        target, target_tok = load_model(spec, device=device, progress=progress)
+        target, target_tok = load_model(spec, device=device, allow_pickle=allow_pickle, progress=progress)
     check_shared_tokenizer(tok, target_tok, names=("the Backpack", spec))
     info = model_info(target, spec, "transfer target", weights_sha256=weights_sha256(target))
     with stage_progress("choosing beta" if beta is None else "measuring beta"):

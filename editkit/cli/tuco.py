@@ -20,7 +20,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from editkit.cli._common import handle_errors, out_console, stage_progress
+from editkit.cli._common import (
+    BASE_ONLY,
+    allow_pickle_option,
+    checked_out,
+    handle_errors,
+    out_console,
+    stage_progress,
+)
 
 
 def parse_alphas(values: list[str] | None) -> list[float]:
@@ -87,16 +94,11 @@ def generations_table(generations: list[Any]) -> Table:
 def _pair(lm: Any, weights: Any, path: Path) -> Any:
     """A peft model for a LoRA adapter (base blocks: adapters off), else the base plus the tuned weights."""
     from audit.tuco import DeltaPair, PeftPair
-    from editkit.errors import InputError
+    from audit.tuned.lora import load_peft_adapter
 
     if weights.kind != "lora":
         return DeltaPair(lm, weights)
-    from peft import PeftModel
-
-    try:
-        return PeftPair(PeftModel.from_pretrained(lm, str(path)))
-    except (ValueError, KeyError, RuntimeError) as exc:
-        raise InputError(f"{path}: peft cannot load this adapter onto the base model ({str(exc).splitlines()[0]})") from None
+    return PeftPair(load_peft_adapter(lm, path))  # safetensors only, as LoraAdapter read it
 
 
 @handle_errors
@@ -115,6 +117,7 @@ def tuco_command(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
     dtype: str = typer.Option("float32", "--dtype", help="float32, bfloat16 or float16."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
+    allow_pickle: bool = allow_pickle_option(BASE_ONLY),
 ) -> None:
     """TuCo and OutputCo per prompt (tuning contribution at the last prompt token), and steering with --alpha.
 
@@ -125,19 +128,18 @@ def tuco_command(
     from audit.tuco import read_prompts, steered_generate, tuco, write_tuco_files
     from audit.tuned import detect_kind, load_tuned
     from editkit.models import load_model
-    from editkit.outputs import check_output_dir, output_dir
+    from editkit.outputs import output_dir
     from editkit.report import model_info, provenance
 
     # Everything a user can get wrong is checked before the model is loaded.
     _check_options(batch_size, max_new_tokens, padding, impl)
     alphas = parse_alphas(alpha)
     texts = read_prompts(prompts)
-    if out is not None:
-        check_output_dir(out, overwrite=overwrite)
+    inputs = checked_out(out, overwrite, base, tuned, prompts)  # never replaced by --overwrite
     _, tuned_path = detect_kind(tuned)
 
     with stage_progress(f"loading {base}") as progress:
-        lm, tok = load_model(base, dtype=dtype, device=device, progress=progress)
+        lm, tok = load_model(base, dtype=dtype, device=device, allow_pickle=allow_pickle, progress=progress)
     base_info = model_info(lm, base, "base")
     weights = load_tuned(lm, tuned_path)
     pair = _pair(lm, weights, tuned_path)
@@ -164,6 +166,6 @@ def tuco_command(
                      "alphas": alphas, "max_new_tokens": max_new_tokens, "dtype": dtype},
         "provenance": asdict(provenance(["editkit", *sys.argv[1:]], [base_info], device=device)),
     }
-    with output_dir(out, overwrite=overwrite) as tmp:
+    with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         write_tuco_files(tmp, results, generations, meta=meta)
     out_console.print(f"\nTuCo written to [bold]{escape(str(out))}[/]")

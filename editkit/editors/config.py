@@ -164,6 +164,16 @@ class EditorConfig:
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
+    def check_inputs(self) -> None:
+        """Fail early on options that cannot work together, before any model is loaded.
+
+        Cheap checks only (no model, no requests); :func:`editkit.editors.make_editor`
+        runs them. Editors override this; the default accepts everything.
+
+        Raises:
+            InputError: naming the options and what to change.
+        """
+
     @classmethod
     def help(cls) -> dict[str, str]:
         """Option name -> help text (for ``editkit edit --help-config``)."""

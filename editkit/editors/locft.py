@@ -109,6 +109,27 @@ class LocFTConfig(EditorConfig):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
 
+    def check_inputs(self) -> None:
+        """What :meth:`compute` would only find out after loading and evaluating the model.
+
+        Raises:
+            InputError: null_space=true with no preservation text at all, or a
+                preserve_file that does not exist.
+        """
+        from pathlib import Path
+
+        from editkit.errors import InputError
+
+        if not self.null_space:
+            return
+        if self.preserve_file and not Path(self.preserve_file).is_file():
+            raise InputError(f"preserve_file={self.preserve_file}: no such file (the null space's preservation text)")
+        if self.preserve_general <= 0 and self.preserve_per_template <= 0 and not self.preserve_file:
+            raise InputError(
+                "null_space=true needs preservation text, but preserve_general=0, preserve_per_template=0 and no "
+                "preserve_file: raise preserve_general, pass preserve_file, or set null_space=false"
+            )
+
 
 @dataclass(frozen=True)
 class FTDFConfig(LocFTConfig):

@@ -106,6 +106,7 @@ def make_editor(
         cfg = entry.config_cls.from_mapping(config)
     if overrides:
         cfg = cfg.with_overrides(overrides)
+    cfg.check_inputs()
     return entry.editor_cls(cfg)
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from editkit.errors import EditkitError
+from editkit.errors import EditkitError, InputError
 from editkit.localize.location import Location
 
 DELTA_FORMAT = "editkit-delta/1"
@@ -147,18 +147,44 @@ def save_edit(result: EditResult, path: str | Path) -> Path:
     return dest
 
 
+_JSON_METADATA: dict[str, tuple[type, str | None]] = {
+    "location": (dict, None),
+    "config": (dict, None),
+    "timings": (dict, "{}"),
+    "log": (list, "[]"),
+    "info": (dict, "{}"),
+}
+"""The JSON-valued metadata of a delta file: its type and its default (None: required)."""
+
+
 def load_edit(path: str | Path) -> EditResult:
-    """Read deltas written by :func:`save_edit` (safetensors: no pickle, nothing executed)."""
+    """Read deltas written by :func:`save_edit` (safetensors: no pickle, nothing executed).
+
+    Raises:
+        InputError: (one line naming the file) not a readable editkit delta file,
+            metadata missing or not valid JSON, or a location that is not one.
+    """
+    from editkit.datafiles import parse_json_line
     from editkit.tensorfiles import read_tagged
 
     tensors, meta = read_tagged(path, DELTA_FORMAT, what="delta file")
+    fix = "the file is damaged or was not written by editkit: write the edit again"
+    required = ["method", *(key for key, (_, default) in _JSON_METADATA.items() if default is None)]
+    missing = [key for key in required if key not in meta]
+    if missing:
+        raise InputError(f"{path}: delta file metadata lacks {', '.join(missing)}; {fix}")
+    values: dict[str, Any] = {}
+    for key, (kind, default) in _JSON_METADATA.items():
+        value = parse_json_line(meta[key] if key in meta else str(default), f"{path}: metadata {key!r}")
+        if not isinstance(value, kind):
+            expected = "an object" if kind is dict else "an array"
+            raise InputError(f"{path}: metadata {key!r}: expected {expected}, got {type(value).__name__}; {fix}")
+        values[key] = value
+    try:
+        location = Location.from_dict(values.pop("location"))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        detail = (str(exc).splitlines() or [""])[0]
+        raise InputError(f"{path}: metadata 'location' is not an edit location ({type(exc).__name__} {detail}); {fix}") from None
     return EditResult(
-        method=meta["method"],
-        deltas=tensors,
-        location=Location.from_dict(json.loads(meta["location"])),
-        config=json.loads(meta["config"]),
-        timings=json.loads(meta.get("timings", "{}")),
-        log=json.loads(meta.get("log", "[]")),
-        info=json.loads(meta.get("info", "{}")),
-        uid=meta.get("uid", uuid.uuid4().hex),
+        method=meta["method"], deltas=tensors, location=location, uid=meta.get("uid") or uuid.uuid4().hex, **values
     )

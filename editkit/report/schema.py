@@ -473,8 +473,12 @@ class Report:
                 f"report schema version {version} is newer than this editkit reads "
                 f"({SCHEMA_VERSION}): upgrade editkit"
             )
-        kw = _take(cls, to_jsonable(d), "report")
-        kw["provenance"] = Provenance.from_dict(kw["provenance"])
+        try:
+            plain = to_jsonable(d)
+        except RecursionError:
+            raise ReportFormatError("report: nested too deeply to be a report") from None
+        kw = _take(cls, plain, "report")
+        kw["provenance"] = Provenance.from_dict(kw["provenance"], "report.provenance")
         for key in ("config", "timings", "metrics", "metric_info"):
             kw[key] = _dict_of(kw, key, "report")
         for key in ("tables", "per_item", "findings", "notes", "sections"):
@@ -507,7 +511,11 @@ class Report:
 
     @classmethod
     def from_json(cls, s: str | bytes) -> Report:
-        """Parse the output of :meth:`to_json` (e.g. a ``report.json`` file's text).
+        """Parse the output of :meth:`to_json` (e.g. a ``report.json`` file's text or bytes).
+
+        Raises:
+            ReportFormatError: (one line) bytes that are not UTF-8, text that is not
+                JSON or is nested too deeply, or JSON that is not a report (see :meth:`from_dict`).
 
         >>> prov = Provenance("0.1.0", "2025-01-01T00:00:00Z", ["eval"], [], "cpu")
         >>> Report.from_json(Report("eval", "t", prov).to_json()).title
@@ -515,6 +523,10 @@ class Report:
         """
         try:
             d = json.loads(s)
+        except UnicodeDecodeError as e:
+            raise ReportFormatError(f"report: not valid UTF-8 text (byte {e.start + 1})") from None
         except json.JSONDecodeError as e:
             raise ReportFormatError(f"report: not valid JSON ({e})") from None
+        except RecursionError:
+            raise ReportFormatError("report: JSON nested too deeply") from None
         return cls.from_dict(d)

@@ -466,17 +466,34 @@ def test_reports_read_back(report_dict: dict[str, Any], path: list[int], value: 
         check_message(err, "report", "provenance")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="editkit/report/schema.py Report.from_json lets UnicodeDecodeError/RecursionError through "
-    "for bytes that are not UTF-8 or JSON nested too deeply (report/ is owned by another change)",
-)
 @pytest.mark.parametrize("raw", [b"\x80", b"[" * 100_000])
 def test_reports_read_back_from_bad_bytes(raw: bytes) -> None:
     from editkit.report import Report
 
-    with pytest.raises(EditkitError):
+    with pytest.raises(EditkitError) as info:
         Report.from_json(raw)
+    check_message(info.value, "report")
+    assert len(str(info.value).splitlines()) == 1
+
+
+def test_reports_nested_within_the_json_limit_but_too_deep_for_a_report(report_dict: dict[str, Any]) -> None:
+    from editkit.report import Report
+
+    deep = "[" * 900 + "]" * 900  # json.loads reads it; building the report recurses deeper
+    text = json.dumps({**report_dict, "config": {"x": 0}}).replace("0}", deep + "}", 1)
+    with pytest.raises(EditkitError, match="^report: .*nested too deeply"):
+        Report.from_json(text)
+
+
+def test_provenance_errors_name_the_report_field(report_dict: dict[str, Any]) -> None:
+    from editkit.report import Report
+
+    bad = {**report_dict, "provenance": {**report_dict["provenance"], "surprise": 1}}
+    with pytest.raises(EditkitError, match=r"^report\.provenance: unknown field\(s\) surprise$"):
+        Report.from_dict(bad)
+    bad = {**report_dict, "provenance": {**report_dict["provenance"], "models": [{"role": "x"}]}}
+    with pytest.raises(EditkitError, match=r"^report\.provenance\.models\[0\]: missing field"):
+        Report.from_dict(bad)
 
 
 # ------------------------------------------------------------------ output names
