@@ -5,6 +5,7 @@ Modules (import what you need; nothing is imported here, so ``import probes`` is
 - :mod:`probes.data`: refusal instructions and labelled responses; loaders for
   editkit JSONL, AdvBench-style CSV and RefusalBench-style files.
 - :mod:`probes.judges`: the substring judge (Arditi et al.'s phrases, or a longer list).
+- :mod:`probes.base`: what the probes share: Platt calibration, the threshold, config as JSON.
 - :mod:`probes.text_clf`: TF-IDF word + character n-grams and logistic regression, calibrated.
 - :mod:`probes.chat`: the chat template, post-instruction positions, greedy generation.
 - :mod:`probes.activations`: hidden states at chosen layers and positions (nnsight or hooks).

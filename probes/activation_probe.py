@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,16 +39,16 @@ import torch
 
 from editkit.errors import InputError
 from probes.activations import POSITIONS, Activations, collect_activations, unwrap
+from probes.base import CalibratedProbe, ProbeConfig
 from probes.metrics import auroc
 from probes.splits import grouped_split
-from probes.text_clf import best_threshold, fit_platt
 
 METHODS: tuple[str, ...] = ("logistic", "diff_means")
 Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
-class ActivationProbeConfig:
+class ActivationProbeConfig(ProbeConfig):
     """Options of :class:`ActivationProbe`.
 
     Attributes:
@@ -103,15 +103,6 @@ class ActivationProbeConfig:
     @property
     def position_rule(self) -> str:
         return self.positions or ("last" if self.prompt_only else "response_mean")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ActivationProbeConfig:
-        known = {f.name for f in fields(cls)}
-        kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known}
-        return cls(**kwargs)
 
 
 def ridge_logistic(
@@ -188,7 +179,7 @@ def _features(acts: Activations | torch.Tensor) -> tuple[torch.Tensor, tuple[int
     return acts.to(torch.float64), tuple(range(acts.shape[1]))
 
 
-class ActivationProbe:
+class ActivationProbe(CalibratedProbe):
     """A linear probe on one layer's hidden states, predicting refusal (or harmfulness).
 
     Attributes (after fitting):
@@ -204,17 +195,15 @@ class ActivationProbe:
     kind = "activation"
 
     def __init__(self, config: ActivationProbeConfig | None = None) -> None:
+        super().__init__()
         self.config = config or ActivationProbeConfig()
         self.layer: int | None = None
         self.weight: torch.Tensor | None = None
         self.bias = 0.0
         self.lam: float | None = None
-        self.platt = (1.0, 0.0)
-        self.threshold = 0.5
         self.layer_auroc: list[float] = []
         self.layers: tuple[int, ...] = ()
         self.model_info: dict[str, Any] = {}
-        self.train_info: dict[str, Any] = {}
 
     # --- fitting on features ------------------------------------------------------
 
@@ -270,8 +259,7 @@ class ActivationProbe:
                 best = layer_best
         assert best is not None
         _, self.layer, self.weight, self.bias, self.lam, val_scores = best
-        self.platt = fit_platt(val_scores, yv)
-        self.threshold = best_threshold(yv, _sigmoid(self.platt[0] * val_scores + self.platt[1]))
+        self.calibrate(val_scores, yv)
         self.layers = tuple(layer_ids)
         self.train_info = {"n": int(len(y_arr)), "n_fit": int(len(fit_i)), "n_val": int(len(val_i)),
                            "n_positive": int(y_arr.sum()), "val_auroc": best[0][0]}
@@ -335,7 +323,7 @@ class ActivationProbe:
 
     def proba_features(self, X: torch.Tensor) -> np.ndarray:
         """Calibrated probabilities of ``[n, d]`` hidden states."""
-        return _sigmoid(self.platt[0] * self.score_features(X) + self.platt[1])
+        return self.calibrated(self.score_features(X))
 
     def decision_function(self, model: Any, tok: Any, prompts: Sequence[str], responses: Sequence[str] | None = None,
                           progress: Progress | None = None) -> np.ndarray:
@@ -348,7 +336,7 @@ class ActivationProbe:
     def predict_proba(self, model: Any, tok: Any, prompts: Sequence[str], responses: Sequence[str] | None = None,
                       progress: Progress | None = None) -> np.ndarray:
         """Calibrated probability of the positive class ``[n]``."""
-        return _sigmoid(self.platt[0] * self.decision_function(model, tok, prompts, responses, progress) + self.platt[1])
+        return self.calibrated(self.decision_function(model, tok, prompts, responses, progress))
 
     def predict(self, model: Any, tok: Any, prompts: Sequence[str], responses: Sequence[str] | None = None) -> np.ndarray:
         """1 where the calibrated probability reaches :attr:`threshold`."""
@@ -378,11 +366,6 @@ class ActivationProbe:
 
     @classmethod
     def from_state(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> ActivationProbe:
-        """Rebuild from :meth:`to_state` output.
-
-        Raises:
-            InputError: arrays that do not match the metadata.
-        """
         probe = cls(ActivationProbeConfig.from_dict(meta["config"]))
         try:
             probe.weight = torch.as_tensor(np.asarray(arrays["weight"], dtype=np.float64))
@@ -395,9 +378,7 @@ class ActivationProbe:
         probe.layer = int(meta["layer"])
         probe.bias = float(meta["bias"])
         probe.lam = None if meta.get("lam") is None else float(meta["lam"])
-        a, b = meta["platt"]
-        probe.platt = (float(a), float(b))
-        probe.threshold = float(meta["threshold"])
+        probe._restore_calibration(meta)
         probe.layers = tuple(int(v) for v in meta.get("layers", ()))
         probe.model_info = dict(meta.get("model") or {})
         probe.train_info = dict(meta.get("train_info") or {})
@@ -412,10 +393,6 @@ def model_summary(model: Any) -> dict[str, Any]:
     lm = unwrap(model)
     return {"model_type": model_type_of(lm), "hidden_size": int(hidden_size(lm)), "num_layers": int(num_layers(lm)),
             "spec": model_spec(lm)}
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -500, 500)))
 
 
 def _nan_low(value: float) -> float:

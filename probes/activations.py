@@ -28,7 +28,7 @@ torch.Size([1, 2, 1, 576])
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,8 +37,10 @@ from torch import nn
 
 from editkit.arch import layer_module, module_path, num_layers
 from editkit.batching import Encoded, chunks, collate, model_device
+from editkit.chat import pad_id_of
 from editkit.errors import InputError
-from probes.chat import encode_instructions, pad_id_of
+from editkit.localize.causal_trace import nnsight_model
+from probes.chat import encode_instructions
 
 Progress = Callable[[str, int, int], None]
 
@@ -171,15 +173,6 @@ def _hidden_of(output: Any) -> torch.Tensor:
     return output[0] if isinstance(output, tuple) else output
 
 
-@contextlib.contextmanager
-def _nnsight(model: nn.Module) -> Iterator[Any]:
-    # NNsight(model) with what it installs on the modules removed afterwards (written once, in causal_trace).
-    from editkit.localize.causal_trace import _nnsight as wrapped
-
-    with wrapped(model) as traced:
-        yield traced
-
-
 def _envoy(root: Any, path: str) -> Any:
     for part in path.split("."):
         root = root[int(part)] if part.lstrip("-").isdigit() else getattr(root, part)
@@ -282,7 +275,7 @@ def collect_activations(
     parts: list[torch.Tensor] = []
     stack = contextlib.ExitStack()
     with stack:
-        traced = stack.enter_context(_nnsight(lm)) if impl == "nnsight" else None
+        traced = stack.enter_context(nnsight_model(lm)) if impl == "nnsight" else None
         done = 0
         for batch_rows in chunks(rows, batch_size):
             batch = collate([Encoded(r.ids, ()) for r in batch_rows], pad_id=pad, padding_side="right")

@@ -3,6 +3,8 @@
 An instruction is wrapped as a one-turn chat (optional system message, the
 user message, the assistant header: ``add_generation_prompt=True``) when the
 tokenizer has a chat template (or ``chat=True``); otherwise it is used as is.
+The template itself is :mod:`editkit.chat` (:func:`uses_chat_template`,
+:func:`chat_text` and :func:`pad_id_of` are re-exported here).
 
 *Post-instruction* tokens (Arditi et al. 2024) are the template tokens after
 the instruction: the end of the user turn and the assistant header
@@ -24,36 +26,10 @@ from typing import Any
 import torch
 
 from editkit.batching import chunks, model_device
+from editkit.chat import chat_text, pad_id_of, uses_chat_template  # also re-exported from here
 from editkit.errors import InputError
 
 Progress = Callable[[str, int, int], None]
-
-
-def uses_chat_template(tok: Any, chat: bool | None = None) -> bool:
-    """``chat`` if given, else whether ``tok`` has a chat template.
-
-    Raises:
-        InputError: ``chat=True`` and the tokenizer has no chat template.
-    """
-    has = bool(getattr(tok, "chat_template", None))
-    if chat and not has:
-        raise InputError("the chat template was asked for but the tokenizer has none; pass chat=False (--no-chat)")
-    return has if chat is None else chat
-
-
-def chat_text(tok: Any, instruction: str, system_prompt: str | None = None) -> str:
-    """The instruction as a templated one-turn chat ending in the assistant header.
-
-    Raises:
-        InputError: the template rejects the conversation (e.g. no system role).
-    """
-    messages = [{"role": "user", "content": instruction}]
-    if system_prompt:
-        messages.insert(0, {"role": "system", "content": system_prompt})
-    try:
-        return str(tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
-    except Exception as exc:  # jinja raises TemplateError (e.g. "System role not supported")
-        raise InputError(f"the tokenizer's chat template rejects the prompt ({str(exc).splitlines()[0]})") from None
 
 
 @dataclass(frozen=True)
@@ -104,15 +80,6 @@ def encode_instructions(
             raise InputError(f"instruction {i} ({instruction[:40]!r}) has no tokens")
         out.append(EncodedPrompt(ids, n_post))
     return out
-
-
-def pad_id_of(tok: Any) -> int:
-    """The id padded positions get (never attended to): pad, else EOS, else 0."""
-    for attr in ("pad_token_id", "eos_token_id"):
-        value = getattr(tok, attr, None)
-        if isinstance(value, int):
-            return value
-    return 0
 
 
 def left_padded(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

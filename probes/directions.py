@@ -48,9 +48,10 @@ from editkit.arch import (
     weight_is_transposed,
 )
 from editkit.batching import chunks, model_device
+from editkit.chat import pad_id_of
 from editkit.errors import EditkitError, InputError
 from probes.activations import Activations, collect_activations, unwrap
-from probes.chat import encode_instructions, left_padded, pad_id_of
+from probes.chat import encode_instructions, left_padded
 
 Progress = Callable[[str, int, int], None]
 

@@ -15,7 +15,8 @@ Calibration (Platt scaling): the decision values of ``calibration_folds``
 out-of-fold logistic regressions are mapped to probabilities by a 1-D
 logistic fit ``P(refusal) = sigmoid(a * score + b)``. The decision threshold
 is fixed on the same out-of-fold (validation) probabilities, maximizing
-balanced accuracy. The final model is then refitted on all the data.
+balanced accuracy (:mod:`probes.base`, shared with the activation probe). The
+final model is then refitted on all the data.
 
 >>> clf = TextRefusalClassifier().fit(prompts, responses, y)        # doctest: +SKIP
 >>> clf.predict_proba(prompts, ["I'm sorry, I can't help."])         # doctest: +SKIP
@@ -25,19 +26,22 @@ array([0.97])
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import sparse
 
 from editkit.errors import InputError
+from probes.base import CalibratedProbe, ProbeConfig
+from probes.base import best_threshold as best_threshold  # re-exported
+from probes.base import fit_platt as fit_platt  # re-exported
 
 INPUTS = ("response", "prompt", "both")
 
 
 @dataclass(frozen=True)
-class TextClassifierConfig:
+class TextClassifierConfig(ProbeConfig):
     """Options of :class:`TextRefusalClassifier`.
 
     Attributes:
@@ -75,15 +79,6 @@ class TextClassifierConfig:
         if self.C <= 0 or self.calibration_folds < 2 or self.min_df < 1 or self.max_features < 1:
             raise InputError("text classifier: C > 0, calibration_folds >= 2, min_df >= 1 and max_features >= 1 are required")
 
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TextClassifierConfig:
-        known = {f.name for f in fields(cls)}
-        kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known}
-        return cls(**kwargs)
-
 
 @dataclass
 class _Block:
@@ -117,33 +112,7 @@ def _tfidf(counts: Any, idf: np.ndarray, sublinear: bool) -> sparse.csr_matrix:
     return sparse.csr_matrix(sparse.diags(1.0 / norms) @ weighted)
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -500, 500)))
-
-
-def best_threshold(y: np.ndarray, probs: np.ndarray) -> float:
-    """The threshold on ``probs`` that maximizes balanced accuracy (midpoint between neighbouring values; ties: nearest 0.5)."""
-    from probes.metrics import balanced_accuracy
-
-    values = np.unique(probs)
-    if len(values) == 1:
-        return float(values[0]) if values[0] < 1 else 0.5
-    candidates = np.concatenate([(values[:-1] + values[1:]) / 2.0, [0.5]])
-    scores = [(balanced_accuracy(y, (probs >= t).astype(int)), -abs(t - 0.5), t) for t in candidates]
-    return float(max(scores)[2])
-
-
-def fit_platt(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """``(a, b)`` of ``P = sigmoid(a * s + b)`` by (almost unregularized) 1-D logistic regression."""
-    from sklearn.linear_model import LogisticRegression
-
-    if len(np.unique(y)) < 2:
-        return 1.0, 0.0
-    lr = LogisticRegression(C=1e4, max_iter=1000).fit(scores.reshape(-1, 1), y)
-    return float(lr.coef_[0, 0]), float(lr.intercept_[0])
-
-
-class TextRefusalClassifier:
+class TextRefusalClassifier(CalibratedProbe):
     """TF-IDF (word + character n-grams) + logistic regression, with Platt calibration.
 
     Attributes (after :meth:`fit`):
@@ -157,13 +126,11 @@ class TextRefusalClassifier:
     kind = "text"
 
     def __init__(self, config: TextClassifierConfig | None = None) -> None:
+        super().__init__()
         self.config = config or TextClassifierConfig()
         self.blocks: list[_Block] = []
         self.coef: np.ndarray | None = None
         self.intercept = 0.0
-        self.platt = (1.0, 0.0)
-        self.threshold = 0.5
-        self.train_info: dict[str, Any] = {}
 
     # --- features ---------------------------------------------------------------
 
@@ -252,9 +219,7 @@ class TextRefusalClassifier:
                 oof[va] = 0.0
                 continue
             oof[va] = self._lr().fit(X[tr], y_arr[tr]).decision_function(X[va])
-        self.platt = fit_platt(oof, y_arr)
-        oof_probs = _sigmoid(self.platt[0] * oof + self.platt[1])
-        self.threshold = best_threshold(y_arr, oof_probs)
+        self.calibrate(oof, y_arr)
         lr = self._lr().fit(X, y_arr)
         self.coef = lr.coef_[0].astype(np.float64)
         self.intercept = float(lr.intercept_[0])
@@ -274,7 +239,7 @@ class TextRefusalClassifier:
 
     def predict_proba(self, prompts: Sequence[str] | None = None, responses: Sequence[str] | None = None) -> np.ndarray:
         """Calibrated P(refusal) ``[n]``."""
-        return _sigmoid(self.platt[0] * self.decision_function(prompts, responses) + self.platt[1])
+        return self.calibrated(self.decision_function(prompts, responses))
 
     def predict(self, prompts: Sequence[str] | None = None, responses: Sequence[str] | None = None) -> np.ndarray:
         """1 (refusal) where the calibrated probability reaches :attr:`threshold`."""
@@ -301,11 +266,6 @@ class TextRefusalClassifier:
 
     @classmethod
     def from_state(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> TextRefusalClassifier:
-        """Rebuild from :meth:`to_state` output.
-
-        Raises:
-            InputError: arrays that do not match the metadata.
-        """
         clf = cls(TextClassifierConfig.from_dict(meta["config"]))
         try:
             for i, b in enumerate(meta["blocks"]):
@@ -320,8 +280,6 @@ class TextRefusalClassifier:
         if clf.coef.shape != (n_terms,):
             raise InputError(f"text classifier: {n_terms} terms but coefficients of shape {clf.coef.shape}")
         clf.intercept = float(meta["intercept"])
-        a, b = meta["platt"]
-        clf.platt = (float(a), float(b))
-        clf.threshold = float(meta["threshold"])
+        clf._restore_calibration(meta)
         clf.train_info = dict(meta.get("train_info", {}))
         return clf

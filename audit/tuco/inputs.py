@@ -3,10 +3,11 @@
 TuCo is measured at the LAST token of the prompt, before generation. For a
 chat model the prompt is the templated conversation (optional system message,
 the user message, the assistant header: ``add_generation_prompt=True``), so the
-last prompt token is the end of the assistant header. Batches are padded on
-either side with an explicit ``attention_mask`` and ``position_ids`` (the
-shared :func:`editkit.batching.collate`); :attr:`PromptBatch.last` names the
-last real token of every row, so padded positions are never read.
+last prompt token is the end of the assistant header (the template is
+:mod:`editkit.chat`, shared with :mod:`probes`). Batches are padded on either
+side with an explicit ``attention_mask`` and ``position_ids`` (the shared
+:func:`editkit.batching.collate`); :attr:`PromptBatch.last` names the last
+real token of every row, so padded positions are never read.
 
 >>> ids = encode_prompts(tok, ["How do I bake bread?"], system_prompt="Be brief.")   # doctest: +SKIP
 >>> batch = prompt_batch(ids, pad_id=tok.pad_token_id, padding_side="left")          # doctest: +SKIP
@@ -24,6 +25,8 @@ from typing import Any
 import torch
 
 from editkit.batching import Encoded, PaddingSide, collate, encode_prompt
+from editkit.chat import chat_text, uses_chat_template
+from editkit.chat import pad_id_of as pad_id_of  # re-exported: TuCo's callers import it from here
 from editkit.datafiles import read_texts
 from editkit.errors import InputError
 
@@ -49,34 +52,6 @@ def read_prompts(path: str | Path) -> list[str]:
     return read_texts(p, PROMPT_FIELDS, option="--prompts", what="prompts")
 
 
-def uses_chat_template(tok: Any, chat: bool | None = None) -> bool:
-    """Whether prompts get the chat template: ``chat`` if given, else whether ``tok`` has one.
-
-    Raises:
-        InputError: ``chat=True`` and the tokenizer has no chat template.
-    """
-    has = bool(getattr(tok, "chat_template", None))
-    if chat and not has:
-        raise InputError("tuco: the chat template was asked for but the tokenizer has none; drop --chat (or chat=True)")
-    return has if chat is None else chat
-
-
-def chat_text(tok: Any, prompt: str, system_prompt: str | None = None) -> str:
-    """The prompt as a chat: ``[system,] user`` messages and the assistant header, as text.
-
-    Raises:
-        InputError: the template rejects the conversation (e.g. no system role).
-    """
-    messages = [{"role": "user", "content": prompt}]
-    if system_prompt:
-        messages.insert(0, {"role": "system", "content": system_prompt})
-    try:
-        text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    except Exception as exc:  # jinja raises TemplateError (e.g. "System role not supported")
-        raise InputError(f"tuco: the tokenizer's chat template rejects the prompt ({str(exc).splitlines()[0]})") from None
-    return str(text)
-
-
 def encode_prompts(
     tok: Any,
     prompts: Sequence[str],
@@ -84,34 +59,27 @@ def encode_prompts(
     chat: bool | None = None,
     system_prompt: str | None = None,
 ) -> list[tuple[int, ...]]:
-    """Token ids of each prompt, chat-templated when :func:`uses_chat_template` says so.
+    """Token ids of each prompt, chat-templated when :func:`editkit.chat.uses_chat_template` says so.
 
     A templated prompt is tokenized without adding special tokens (the template
     writes its own); a plain prompt gets the tokenizer's usual ones (BOS).
 
     Raises:
-        InputError: a prompt with no tokens.
+        InputError: ``chat=True`` without a chat template, a template that rejects
+            the prompt, or a prompt with no tokens.
     """
-    templated = uses_chat_template(tok, chat)
+    templated = uses_chat_template(tok, chat, prefix="tuco: ", remedy="drop --chat (or chat=True)")
     out = []
     for i, prompt in enumerate(prompts):
         if templated:
-            ids = tuple(tok(chat_text(tok, prompt, system_prompt), add_special_tokens=False)["input_ids"])
+            text = chat_text(tok, prompt, system_prompt, prefix="tuco: ")
+            ids = tuple(tok(text, add_special_tokens=False)["input_ids"])
         else:
             ids = encode_prompt(tok, prompt)
         if not ids:
             raise InputError(f"tuco: prompt {i} ({prompt!r}) has no tokens")
         out.append(ids)
     return out
-
-
-def pad_id_of(tok: Any) -> int:
-    """The id padded positions get (never attended to): pad, else EOS, else 0."""
-    for attr in ("pad_token_id", "eos_token_id"):
-        value = getattr(tok, attr, None)
-        if isinstance(value, int):
-            return value
-    return 0
 
 
 def last_positions(attention_mask: torch.Tensor) -> torch.Tensor:

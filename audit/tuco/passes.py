@@ -36,6 +36,7 @@ from torch import nn
 from audit.tuco.pair import BlockCall, TunedPair
 from editkit.arch import layer_module, module_path, num_layers
 from editkit.errors import InputError
+from editkit.localize.causal_trace import nnsight_model
 
 
 def first_input(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
@@ -195,7 +196,7 @@ class NNsightRunner:
         from nnsight import save
 
         paths = [module_path(model, layer, "block") for layer in range(pair.num_layers)]
-        with _nnsight(model) as traced, traced.trace(**inputs):
+        with nnsight_model(model) as traced, traced.trace(**inputs):
             for layer, path in enumerate(paths):  # forward order
                 envoy = traced.get(path)
                 args, kwargs = envoy.inputs
@@ -209,17 +210,9 @@ class NNsightRunner:
         from nnsight import save
 
         path = module_path(model, num_layers(model) - 1, "block")
-        with _nnsight(model) as traced, traced.trace(**inputs):
+        with nnsight_model(model) as traced, traced.trace(**inputs):
             hidden = save(hidden_of(traced.get(path).output))
         return hidden
-
-
-def _nnsight(model: nn.Module) -> contextlib.AbstractContextManager[Any]:
-    # NNsight(model), with what nnsight installs on the modules removed afterwards
-    # (the model is the caller's); written once, in the causal-trace strategy.
-    from editkit.localize.causal_trace import _nnsight as wrapped
-
-    return wrapped(model)
 
 
 RUNNERS: dict[str, HookRunner | NNsightRunner] = {"hooks": HookRunner(), "nnsight": NNsightRunner()}

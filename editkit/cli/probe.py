@@ -20,9 +20,13 @@ Layering: ``probes`` is imported inside the command functions only (DESIGN.md).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import sys
-from dataclasses import dataclass
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -130,40 +134,116 @@ def _report_table(report: Any, title: str) -> Table:
     return table
 
 
-def _check(kind: str, test_fraction: float, n_boot: int, batch_size: int) -> None:
+# options: those of several commands, then the train/eval recipe ---------------------
+
+_MODEL = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Model whose hidden states an activation probe reads: zoo alias, folder, .gguf or hub id.")
+_JUDGE = typer.Option("arditi", "--judge", help="Substring baseline phrase set: 'arditi' (published list) or 'extended'.")
+_CHAT = typer.Option(None, "--chat/--no-chat", help="Wrap prompts in the chat template (default: when the tokenizer has one).")
+_SYSTEM = typer.Option(None, "--system", help="System message for the chat template.")
+_BATCH = typer.Option(8, "--batch-size", help="Prompts per forward pass.")
+_DEVICE = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ...")
+_DTYPE = typer.Option("float32", "--dtype", help="float32, bfloat16 or float16.")
+_OVERWRITE = typer.Option(False, "--overwrite", help="Replace an existing output directory.")
+_ALLOW_PICKLE = allow_pickle_option("--model")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The options ``train`` and ``eval`` share: the data, the probe recipe, its evaluation, the model loading.
+
+    Declared once, like a command's parameters (each default is the typer option);
+    :func:`_with_recipe` gives them to both commands.
+    """
+
+    data: Path = typer.Option(..., "--data", "-d", help="Labelled data: responses .jsonl (refusal/compliance) or instructions (.jsonl/.csv/.json/.txt, harmful/harmless).")
+    kind: str = typer.Option("text", "--kind", "-k", help="'text' (TF-IDF + logistic regression) or 'activation' (probe on hidden states).")
+    instructions: Path | None = typer.Option(None, "--instructions", help="Instructions file to resolve the responses' instruction_id (when rows lack the instruction text).")
+    inputs: str | None = typer.Option(None, "--inputs", help="Text probe input: 'response', 'prompt' (refusal from the prompt alone) or 'both' (default: response, or prompt for instructions).")
+    method: str = typer.Option("logistic", "--method", help="Activation probe: 'logistic' (L2, IRLS on the gpu backend) or 'diff_means'.")
+    prompt_only: bool = typer.Option(True, "--prompt-only/--with-response", help="Activation probe: read the prompt only (predict refusal before generation) or the prompt + response.")
+    positions: str | None = typer.Option(None, "--positions", help="Activation probe positions: last, prompt_last, post_instruction (averaged) or response_mean.")
+    layers: str | None = typer.Option(None, "--layers", help="Candidate layers, e.g. 'all' (default), '4,8,12' or '6-20'; chosen on validation data.")
+    group_by: str = typer.Option("auto", "--group-by", help="Field used as the source for leave-one-source-out: 'auto', 'source' or 'prompt_source'.")
+    partial_as: str = typer.Option("compliance", "--partial-as", help="Binary label of the 'partial' class: 'compliance' (default) or 'refusal'.")
+    judge: str = _JUDGE
+    judge_within: int | None = typer.Option(None, "--judge-within", min=1, help="Substring baseline: count only phrases starting in the first N characters.")
+    test_fraction: float = typer.Option(0.25, "--test-fraction", help="Share of prompts in the random split's test set.")
+    bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples per interval (0: no intervals).")
+    seed: int = typer.Option(0, "--seed", help="Seed of the splits, folds and bootstrap.")
+    chat: bool | None = _CHAT
+    system: str | None = _SYSTEM
+    batch_size: int = _BATCH
+    impl: str = typer.Option("nnsight", "--impl", help="Activation collection: 'nnsight' or 'hooks'.")
+    backend: str = typer.Option("auto", "--backend", help="Array backend of the logistic fit: auto, torch-cpu, torch-cuda, cupy.")
+    device: str = _DEVICE
+    dtype: str = _DTYPE
+    overwrite: bool = _OVERWRITE
+    allow_pickle: bool = _ALLOW_PICKLE
+
+
+_HELP_ORDER = ("data", "probe_dir", "out", "kind", "model", "instructions", "inputs", "method", "prompt_only", "positions",
+               "layers", "group_by", "partial_as", "judge", "judge_within", "test_fraction", "bootstrap", "evaluate", "seed",
+               "chat", "system", "batch_size", "impl", "backend", "device", "dtype", "overwrite", "allow_pickle")
+"""The order ``train`` and ``eval`` list their options in ``--help`` (the recipe's and their own)."""
+
+
+def _with_recipe(command: Callable[..., None]) -> Callable[..., None]:
+    """``command(recipe, **own)`` as a typer command that takes the :class:`Recipe` options beside its own.
+
+    Typer reads the returned function's signature: the command's own options
+    and the recipe's fields, in :data:`_HELP_ORDER`; a call packs the recipe's
+    values into a :class:`Recipe` and passes the rest on.
+    """
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    hints = typing.get_type_hints(Recipe)
+    shared = [inspect.Parameter(f.name, keyword, default=f.default, annotation=hints[f.name]) for f in fields(Recipe)]
+    own = [p.replace(kind=keyword) for p in list(inspect.signature(command, eval_str=True).parameters.values())[1:]]
+    params = sorted(own + shared, key=lambda p: _HELP_ORDER.index(p.name))
+
+    @functools.wraps(command)
+    def wrapper(**values: Any) -> None:
+        command(Recipe(**{f.name: values.pop(f.name) for f in fields(Recipe)}), **values)
+
+    wrapper.__signature__ = inspect.Signature(params, return_annotation=None)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {**{p.name: p.annotation for p in params}, "return": None}
+    return wrapper
+
+
+def _start(recipe: Recipe, out: Path | None, model: str | None, probe_dir: Path | None = None) -> tuple[list[Path], Dataset]:
+    """Check the options and ``--out`` (before any work), read ``--data``: the inputs ``--out`` must not replace, and the data."""
     from editkit.errors import InputError
 
-    if kind not in KINDS:
-        raise InputError(f"--kind: expected one of {', '.join(KINDS)}, got {kind!r}")
-    if not 0.0 < test_fraction < 1.0:
-        raise InputError(f"--test-fraction: expected a number in (0, 1), got {test_fraction}")
-    if n_boot < 0:
-        raise InputError(f"--bootstrap: expected an integer >= 0, got {n_boot}")
-    if batch_size < 1:
-        raise InputError(f"--batch-size: expected an integer >= 1, got {batch_size}")
+    if recipe.kind not in KINDS:
+        raise InputError(f"--kind: expected one of {', '.join(KINDS)}, got {recipe.kind!r}")
+    if not 0.0 < recipe.test_fraction < 1.0:
+        raise InputError(f"--test-fraction: expected a number in (0, 1), got {recipe.test_fraction}")
+    if recipe.bootstrap < 0:
+        raise InputError(f"--bootstrap: expected an integer >= 0, got {recipe.bootstrap}")
+    if recipe.batch_size < 1:
+        raise InputError(f"--batch-size: expected an integer >= 1, got {recipe.batch_size}")
+    held = checked_out(out, recipe.overwrite, recipe.data, probe_dir, recipe.instructions, model)  # never replaced by --overwrite
+    ds = load_dataset(recipe.data, instructions=recipe.instructions, partial_as=recipe.partial_as, group_by=recipe.group_by)
+    return held, ds
 
 
-def _text_config(data: Dataset, inputs: str | None, seed: int) -> Any:
-    from editkit.errors import InputError
-    from probes.text_clf import TextClassifierConfig
-
-    chosen = inputs or ("response" if data.what == "responses" else "prompt")
-    if data.what == "instructions" and chosen != "prompt":
-        raise InputError(f"--inputs {chosen}: an instructions file has no responses; use --inputs prompt")
-    return TextClassifierConfig(inputs=chosen, seed=seed)
-
-
-def _activation_config(data: Dataset, opts: dict[str, Any]) -> Any:
+def _config(recipe: Recipe, data: Dataset) -> Any:
+    """The probe configuration the recipe asks for (text or activation)."""
     from editkit.errors import InputError
     from probes.activation_probe import ActivationProbeConfig
+    from probes.text_clf import TextClassifierConfig
 
-    prompt_only = opts["prompt_only"]
-    if data.what == "instructions" and not prompt_only:
+    if recipe.kind == "text":
+        chosen = recipe.inputs or ("response" if data.what == "responses" else "prompt")
+        if data.what == "instructions" and chosen != "prompt":
+            raise InputError(f"--inputs {chosen}: an instructions file has no responses; use --inputs prompt")
+        return TextClassifierConfig(inputs=chosen, seed=recipe.seed)
+    layers = parse_layers(recipe.layers)
+    if data.what == "instructions" and not recipe.prompt_only:
         raise InputError("--with-response: an instructions file has no responses; use --prompt-only")
-    return ActivationProbeConfig(method=opts["method"], layers=tuple(opts["layers"]) if opts["layers"] else None,
-                                 prompt_only=prompt_only, positions=opts["positions"], chat=opts["chat"],
-                                 system_prompt=opts["system"], batch_size=opts["batch_size"], backend=opts["backend"],
-                                 impl=opts["impl"], seed=opts["seed"])
+    return ActivationProbeConfig(method=recipe.method, layers=tuple(layers) if layers else None,
+                                 prompt_only=recipe.prompt_only, positions=recipe.positions, chat=recipe.chat,
+                                 system_prompt=recipe.system, batch_size=recipe.batch_size, backend=recipe.backend,
+                                 impl=recipe.impl, seed=recipe.seed)
 
 
 def _substring(data: Dataset, judge_set: str, within: int | None) -> tuple[Any, Any]:
@@ -173,6 +253,14 @@ def _substring(data: Dataset, judge_set: str, within: int | None) -> tuple[Any, 
     if data.responses is None:
         return judge, None
     return judge, judge.predict(data.responses)
+
+
+def _scored(probe: Any, scores: Any) -> Any:
+    """:class:`probes.evaluation.Scored`: the scores, their calibrated probabilities and the probe's labels."""
+    from probes.evaluation import Scored
+
+    probs = probe.calibrated(scores)
+    return Scored(scores, probs, (probs >= probe.threshold).astype(int))
 
 
 def _fit_predict_factory(kind: str, data: Dataset, config: Any, acts: Any) -> Any:
@@ -192,15 +280,11 @@ def _fit_predict_factory(kind: str, data: Dataset, config: Any, acts: Any) -> An
         if kind == "text":
             clf = TextRefusalClassifier(config).fit(pick(data.prompts, train), pick(data.responses, train), y[train],
                                                     groups=[data.groups[i] for i in train])
-            scores = clf.decision_function(pick(data.prompts, test), pick(data.responses, test))
-            probs = clf.predict_proba(pick(data.prompts, test), pick(data.responses, test))
-            return Scored(scores, probs, (probs >= clf.threshold).astype(int))
+            return _scored(clf, clf.decision_function(pick(data.prompts, test), pick(data.responses, test)))
         probe = ActivationProbe(config).fit_features(acts.hidden[train], y[train], [data.groups[i] for i in train],
                                                      layers=acts.layers)
         layer_index = acts.layers.index(probe.layer)
-        X = acts.hidden[test][:, layer_index].mean(dim=1)
-        probs = probe.proba_features(X)
-        return Scored(probe.score_features(X), probs, (probs >= probe.threshold).astype(int))
+        return _scored(probe, probe.score_features(acts.hidden[test][:, layer_index].mean(dim=1)))
 
     return fit_predict
 
@@ -212,12 +296,23 @@ def _load_lm(model: str, device: str, dtype: str, allow_pickle: bool) -> tuple[A
         return load_model(model, dtype=dtype, device=device, allow_pickle=allow_pickle, progress=progress)
 
 
-def _run_protocol(kind: str, data: Dataset, config: Any, lm: Any, tok: Any, *, substring: Any,
-                  test_fraction: float, n_boot: int, seed: int, settings: dict[str, Any]) -> tuple[Any, Any]:
-    """The evaluation report, and the collected activations (activation probes) for the final fit."""
+def _recipe_lm(recipe: Recipe, model: str) -> tuple[Any, Any]:
+    """The model and tokenizer an activation probe reads; ``(None, None)`` for a text probe."""
+    if recipe.kind != "activation":
+        return None, None
+    return _load_lm(model, recipe.device, recipe.dtype, recipe.allow_pickle)
+
+
+def _evaluate_recipe(recipe: Recipe, data: Dataset, config: Any, lm: Any, tok: Any, *, judge: Any, substring: Any,
+                     model: str) -> tuple[Any, Any]:
+    """The evaluation report of the recipe, and the collected activations (activation probes) for the final fit."""
     from probes.activation_probe import ActivationProbe
     from probes.evaluation import evaluate_protocol
 
+    kind = recipe.kind
+    settings = {"data": str(data.path), "what": data.what, "source_field": data.source_field, "kind": kind,
+                "config": config.to_dict(), "substring_judge": judge.to_dict() if data.responses is not None else None,
+                "model": model if kind == "activation" else None}
     acts = None
     if kind == "activation":
         with stage_progress(f"collecting activations ({len(data.prompts)} prompts)") as progress:
@@ -227,14 +322,10 @@ def _run_protocol(kind: str, data: Dataset, config: Any, lm: Any, tok: Any, *, s
     with stage_progress("evaluating (random split, leave-one-source-out)") as progress:
         report = evaluate_protocol(
             fit_predict, data.y, sources=data.sources, groups=data.groups, substring=substring, labels=data.labels,
-            kind=kind, test_fraction=test_fraction, n_boot=n_boot, seed=seed, progress=progress, settings=settings,
+            kind=kind, test_fraction=recipe.test_fraction, n_boot=recipe.bootstrap, seed=recipe.seed, progress=progress,
+            settings=settings,
         )
     return report, acts
-
-
-def _settings(data: Dataset, kind: str, config: Any, judge: Any, extra: dict[str, Any]) -> dict[str, Any]:
-    return {"data": str(data.path), "what": data.what, "source_field": data.source_field, "kind": kind,
-            "config": config.to_dict(), "substring_judge": judge.to_dict() if data.responses is not None else None, **extra}
 
 
 def _print_report(report: Any, title: str) -> None:
@@ -248,71 +339,18 @@ def _print_report(report: Any, title: str) -> None:
                 f"({len(report.loso())} sources)", highlight=False)
 
 
-# shared options ------------------------------------------------------------------
-
-_DATA = typer.Option(..., "--data", "-d", help="Labelled data: responses .jsonl (refusal/compliance) or instructions (.jsonl/.csv/.json/.txt, harmful/harmless).")
-_INSTRUCTIONS = typer.Option(None, "--instructions", help="Instructions file to resolve the responses' instruction_id (when rows lack the instruction text).")
-_KIND = typer.Option("text", "--kind", "-k", help="'text' (TF-IDF + logistic regression) or 'activation' (probe on hidden states).")
-_MODEL = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Model whose hidden states an activation probe reads: zoo alias, folder, .gguf or hub id.")
-_INPUTS = typer.Option(None, "--inputs", help="Text probe input: 'response', 'prompt' (refusal from the prompt alone) or 'both' (default: response, or prompt for instructions).")
-_METHOD = typer.Option("logistic", "--method", help="Activation probe: 'logistic' (L2, IRLS on the gpu backend) or 'diff_means'.")
-_PROMPT_ONLY = typer.Option(True, "--prompt-only/--with-response", help="Activation probe: read the prompt only (predict refusal before generation) or the prompt + response.")
-_POSITIONS = typer.Option(None, "--positions", help="Activation probe positions: last, prompt_last, post_instruction (averaged) or response_mean.")
-_LAYERS = typer.Option(None, "--layers", help="Candidate layers, e.g. 'all' (default), '4,8,12' or '6-20'; chosen on validation data.")
-_GROUP_BY = typer.Option("auto", "--group-by", help="Field used as the source for leave-one-source-out: 'auto', 'source' or 'prompt_source'.")
-_PARTIAL_AS = typer.Option("compliance", "--partial-as", help="Binary label of the 'partial' class: 'compliance' (default) or 'refusal'.")
-_JUDGE = typer.Option("arditi", "--judge", help="Substring baseline phrase set: 'arditi' (published list) or 'extended'.")
-_WITHIN = typer.Option(None, "--judge-within", min=1, help="Substring baseline: count only phrases starting in the first N characters.")
-_TEST_FRACTION = typer.Option(0.25, "--test-fraction", help="Share of prompts in the random split's test set.")
-_BOOT = typer.Option(1000, "--bootstrap", help="Bootstrap resamples per interval (0: no intervals).")
-_SEED = typer.Option(0, "--seed", help="Seed of the splits, folds and bootstrap.")
-_CHAT = typer.Option(None, "--chat/--no-chat", help="Wrap prompts in the chat template (default: when the tokenizer has one).")
-_SYSTEM = typer.Option(None, "--system", help="System message for the chat template.")
-_BATCH = typer.Option(8, "--batch-size", help="Prompts per forward pass.")
-_IMPL = typer.Option("nnsight", "--impl", help="Activation collection: 'nnsight' or 'hooks'.")
-_BACKEND = typer.Option("auto", "--backend", help="Array backend of the logistic fit: auto, torch-cpu, torch-cuda, cupy.")
-_DEVICE = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ...")
-_DTYPE = typer.Option("float32", "--dtype", help="float32, bfloat16 or float16.")
-_OVERWRITE = typer.Option(False, "--overwrite", help="Replace an existing output directory.")
-_ALLOW_PICKLE = allow_pickle_option("--model")
-
-
-def _options(locals_: dict[str, Any]) -> dict[str, Any]:
-    return {"method": locals_["method"], "layers": parse_layers(locals_["layers"]), "prompt_only": locals_["prompt_only"],
-            "positions": locals_["positions"], "chat": locals_["chat"], "system": locals_["system"],
-            "batch_size": locals_["batch_size"], "backend": locals_["backend"], "impl": locals_["impl"], "seed": locals_["seed"]}
+def _write_eval(folder: Path, report: Any) -> None:
+    (folder / "eval.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
 
 
 @app.command("train")
 @handle_errors
+@_with_recipe
 def train_command(
-    data: Path = _DATA,
+    recipe: Recipe,
     out: Path = typer.Option(..., "--out", "-o", help="Probe directory to write (must not exist unless --overwrite)."),
-    kind: str = _KIND,
     model: str = _MODEL,
-    instructions: Path | None = _INSTRUCTIONS,
-    inputs: str | None = _INPUTS,
-    method: str = _METHOD,
-    prompt_only: bool = _PROMPT_ONLY,
-    positions: str | None = _POSITIONS,
-    layers: str | None = _LAYERS,
-    group_by: str = _GROUP_BY,
-    partial_as: str = _PARTIAL_AS,
-    judge: str = _JUDGE,
-    judge_within: int | None = _WITHIN,
-    test_fraction: float = _TEST_FRACTION,
-    bootstrap: int = _BOOT,
     evaluate: bool = typer.Option(True, "--eval/--no-eval", help="Run the random-split and leave-one-source-out evaluation before the final fit."),
-    seed: int = _SEED,
-    chat: bool | None = _CHAT,
-    system: str | None = _SYSTEM,
-    batch_size: int = _BATCH,
-    impl: str = _IMPL,
-    backend: str = _BACKEND,
-    device: str = _DEVICE,
-    dtype: str = _DTYPE,
-    overwrite: bool = _OVERWRITE,
-    allow_pickle: bool = _ALLOW_PICKLE,
 ) -> None:
     """Train a refusal probe, evaluate its recipe (random split + leave-one-source-out, with baselines), save it.
 
@@ -326,19 +364,14 @@ def train_command(
     from probes.store import ModelCard, write_probe
     from probes.text_clf import TextRefusalClassifier
 
-    _check(kind, test_fraction, bootstrap, batch_size)
-    held = checked_out(out, overwrite, data, instructions, model)  # never replaced by --overwrite
-    ds = load_dataset(data, instructions=instructions, partial_as=partial_as, group_by=group_by)
-    config = _text_config(ds, inputs, seed) if kind == "text" else _activation_config(ds, _options(locals()))
-    judge_obj, substring = _substring(ds, judge, judge_within)
-    lm = tok = None
-    if kind == "activation":
-        lm, tok = _load_lm(model, device, dtype, allow_pickle)
-    settings = _settings(ds, kind, config, judge_obj, {"model": model if kind == "activation" else None})
+    kind, data = recipe.kind, recipe.data
+    held, ds = _start(recipe, out, model)
+    config = _config(recipe, ds)
+    judge_obj, substring = _substring(ds, recipe.judge, recipe.judge_within)
+    lm, tok = _recipe_lm(recipe, model)
     report, acts = None, None
     if evaluate:
-        report, acts = _run_protocol(kind, ds, config, lm, tok, substring=substring, test_fraction=test_fraction,
-                                     n_boot=bootstrap, seed=seed, settings=settings)
+        report, acts = _evaluate_recipe(recipe, ds, config, lm, tok, judge=judge_obj, substring=substring, model=model)
     y = np.asarray(ds.y)
     probe: Any
     with stage_progress("fitting the final probe on all the data") as progress:
@@ -362,10 +395,10 @@ def train_command(
         notes={"command": ["editkit", *sys.argv[1:]], "model": probe.model_info if kind == "activation" else None,
                "train_info": probe.train_info},
     )
-    with output_dir(out, overwrite=overwrite, inputs=held) as tmp:
+    with output_dir(out, overwrite=recipe.overwrite, inputs=held) as tmp:
         write_probe(tmp, probe, card)
         if report is not None:
-            (tmp / "eval.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+            _write_eval(tmp, report)
     if report is not None:
         _print_report(report, f"{kind} probe on {escape(str(data))} ({ds.labels[1]} vs {ds.labels[0]})")
     where = f"layer {probe.layer}, " if kind == "activation" else ""
@@ -374,34 +407,12 @@ def train_command(
 
 @app.command("eval")
 @handle_errors
+@_with_recipe
 def eval_command(
-    data: Path = _DATA,
+    recipe: Recipe,
     probe_dir: Path | None = typer.Option(None, "--probe", "-p", help="A saved probe to score on --data; without it, the train recipe is evaluated (random split + leave-one-source-out)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Directory for eval.json (must not exist unless --overwrite); without it, only the table is printed."),
-    kind: str = _KIND,
     model: str | None = typer.Option(None, "--model", "-m", help="Model for activation probes (default: the one in the probe's card, else the default model)."),
-    instructions: Path | None = _INSTRUCTIONS,
-    inputs: str | None = _INPUTS,
-    method: str = _METHOD,
-    prompt_only: bool = _PROMPT_ONLY,
-    positions: str | None = _POSITIONS,
-    layers: str | None = _LAYERS,
-    group_by: str = _GROUP_BY,
-    partial_as: str = _PARTIAL_AS,
-    judge: str = _JUDGE,
-    judge_within: int | None = _WITHIN,
-    test_fraction: float = _TEST_FRACTION,
-    bootstrap: int = _BOOT,
-    seed: int = _SEED,
-    chat: bool | None = _CHAT,
-    system: str | None = _SYSTEM,
-    batch_size: int = _BATCH,
-    impl: str = _IMPL,
-    backend: str = _BACKEND,
-    device: str = _DEVICE,
-    dtype: str = _DTYPE,
-    overwrite: bool = _OVERWRITE,
-    allow_pickle: bool = _ALLOW_PICKLE,
 ) -> None:
     """Evaluate: a saved probe on new data (overall and per source), or a probe recipe by random split and leave-one-source-out.
 
@@ -409,36 +420,28 @@ def eval_command(
     """
     from editkit.outputs import output_dir
 
-    _check(kind, test_fraction, bootstrap, batch_size)
-    held = checked_out(out, overwrite, data, probe_dir, instructions, model)  # never replaced by --overwrite
-    ds = load_dataset(data, instructions=instructions, partial_as=partial_as, group_by=group_by)
-    judge_obj, substring = _substring(ds, judge, judge_within)
+    data = recipe.data
+    held, ds = _start(recipe, out, model, probe_dir)
+    judge_obj, substring = _substring(ds, recipe.judge, recipe.judge_within)
     if probe_dir is not None:
-        report = _eval_saved(probe_dir, ds, model, substring, judge_obj, bootstrap, seed, device, dtype, allow_pickle)
+        report = _eval_saved(recipe, probe_dir, ds, model, judge=judge_obj, substring=substring)
         title = f"probe {escape(str(probe_dir))} on {escape(str(data))}"
     else:
-        config = _text_config(ds, inputs, seed) if kind == "text" else _activation_config(ds, _options(locals()))
-        lm = tok = None
-        if kind == "activation":
-            model = model or DEFAULT_MODEL
-            lm, tok = _load_lm(model, device, dtype, allow_pickle)
-        settings = _settings(ds, kind, config, judge_obj, {"model": model if kind == "activation" else None})
-        report, _ = _run_protocol(kind, ds, config, lm, tok, substring=substring, test_fraction=test_fraction,
-                                  n_boot=bootstrap, seed=seed, settings=settings)
-        title = f"{kind} probe recipe on {escape(str(data))} ({ds.labels[1]} vs {ds.labels[0]})"
+        config = _config(recipe, ds)
+        spec = model or DEFAULT_MODEL
+        lm, tok = _recipe_lm(recipe, spec)
+        report, _ = _evaluate_recipe(recipe, ds, config, lm, tok, judge=judge_obj, substring=substring, model=spec)
+        title = f"{recipe.kind} probe recipe on {escape(str(data))} ({ds.labels[1]} vs {ds.labels[0]})"
     _print_report(report, title)
     if out is not None:
-        with output_dir(out, overwrite=overwrite, inputs=held) as tmp:
-            (tmp / "eval.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+        with output_dir(out, overwrite=recipe.overwrite, inputs=held) as tmp:
+            _write_eval(tmp, report)
         out_console.print(f"\nevaluation written to [bold]{escape(str(out))}[/]")
 
 
-def _eval_saved(probe_dir: Path, ds: Dataset, model: str | None, substring: Any, judge: Any, n_boot: int, seed: int,
-                device: str, dtype: str, allow_pickle: bool) -> Any:
-    import numpy as np
-
+def _eval_saved(recipe: Recipe, probe_dir: Path, ds: Dataset, model: str | None, *, judge: Any, substring: Any) -> Any:
     from editkit.errors import InputError
-    from probes.evaluation import Scored, evaluate_fixed
+    from probes.evaluation import evaluate_fixed
     from probes.store import load_probe
     from probes.text_clf import TextRefusalClassifier
 
@@ -449,18 +452,17 @@ def _eval_saved(probe_dir: Path, ds: Dataset, model: str | None, substring: Any,
         scores = probe.decision_function(ds.prompts, ds.responses)
     else:
         spec = model or (card.notes.get("model") or {}).get("spec") or DEFAULT_MODEL
-        lm, tok = _load_lm(spec, device, dtype, allow_pickle)
+        lm, tok = _load_lm(spec, recipe.device, recipe.dtype, recipe.allow_pickle)
         with stage_progress("scoring") as progress:
             scores = probe.decision_function(lm, tok, ds.prompts, ds.responses, progress=progress)
-    probs = 1.0 / (1.0 + np.exp(-(probe.platt[0] * scores + probe.platt[1])))
     counts = card.data.get("counts") or {}
     total = sum(counts.values())
     rate = counts.get(ds.labels[1], 0) / total if total else 0.5
     settings = {"probe": str(probe_dir), "data": str(ds.path), "source_field": ds.source_field,
                 "substring_judge": judge.to_dict() if ds.responses is not None else None, "threshold": probe.threshold}
-    return evaluate_fixed(ds.y, Scored(scores, probs, (probs >= probe.threshold).astype(int)), sources=ds.sources,
-                          groups=ds.groups, substring=substring, train_positive_rate=rate, labels=ds.labels,
-                          kind=probe.kind, n_boot=n_boot, seed=seed, settings=settings)
+    return evaluate_fixed(ds.y, _scored(probe, scores), sources=ds.sources, groups=ds.groups, substring=substring,
+                          train_positive_rate=rate, labels=ds.labels, kind=probe.kind, n_boot=recipe.bootstrap,
+                          seed=recipe.seed, settings=settings)
 
 
 @app.command("generate")

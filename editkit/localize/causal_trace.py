@@ -50,6 +50,7 @@ __all__ = [
     "RequestTrace",
     "causal_trace",
     "embedding_std",
+    "nnsight_model",
     "restore_windows",
     "subject_token_span",
     "trace_request",
@@ -165,12 +166,17 @@ def embedding_std(model: nn.Module, token_ids: Sequence[Sequence[int]]) -> float
 
 
 @contextlib.contextmanager
-def _nnsight(model: nn.Module) -> Iterator[Any]:
+def nnsight_model(model: nn.Module) -> Iterator[Any]:
     """``NNsight(model)``, removing what it installs on the modules when done.
 
     nnsight 0.8.1 wraps a module by putting a controller ``forward`` and an
     ``__nnsight__`` state into each submodule's ``__dict__``, permanently; the
     model is the caller's, so every attribute it adds is deleted afterwards.
+    Every nnsight trace of a caller's model goes through here (causal tracing,
+    and the ``"nnsight"`` implementations of :mod:`probes.activations` and TuCo).
+
+    >>> with nnsight_model(model) as traced, traced.trace(input_ids=ids):   # doctest: +SKIP
+    ...     hidden = nnsight.save(traced.model.layers[3].output)
     """
     from nnsight import NNsight
 
@@ -289,7 +295,7 @@ def trace_request(
     answer = _answer_id(tok, prompt, target)  # None: the clean greedy token, set below
     p_clean = p_corrupted = 0.0
     p_restored: list[float] = []
-    with preserved_state(model), _nnsight(model) as traced:
+    with preserved_state(model), nnsight_model(model) as traced:
         for first in range(0, n_layers, step):
             centres = range(first, min(n_layers, first + step))
             plan: dict[int, list[int]] = {}
