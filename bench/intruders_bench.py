@@ -8,7 +8,10 @@ torch on the device of the chosen array backend. editkit's scan
 (:func:`audit.intruders.intruder_analysis`) runs twice on a fresh, empty cache
 folder: cold (every base basis computed and stored) and warm (every basis
 read back). All three run in one process on the same weights, and the
-per-matrix counts must be equal (the script exits 1 if they are not).
+per-matrix counts must be equal (the script exits 1 if they are not). The table
+also says how editkit's warm scan got each matrix's top vectors: certified from
+the base basis (low-rank updates), checked randomized SVD, or dense SVD (the
+fallback when neither settles the count).
 
 Tuned weights: ``--tuned PATH`` (a full fine-tune folder, a peft LoRA adapter or
 an editkit edit), or ``--synthetic-lora RANK`` (the default, rank 8): a random
@@ -224,12 +227,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out = args.out or ROOT / "bench" / "results" / f"intruders_{device}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"meta": meta, "rows": [row]}, indent=2) + "\n")
-    s, x = row["seconds"], row["speedup"]
-    print("| model | tuned | backend | matrices | intruders | reference s | cold s | warm s | speed-up cold | speed-up warm | counts equal |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    s, x, info = row["seconds"], row["speedup"], row["warm_info"]
+    methods = f"{info.get('svd_certified', 0)} / {info.get('svd_lowrank', 0)} / {info.get('svd_full', 0)}"
+    print("| model | tuned | backend | matrices | intruders | reference s | cold s | warm s | speed-up cold "
+          "| speed-up warm | counts equal | certified / randomized / dense |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     print(f"| {row['model']} | {row['tuned']} | {row['backend']} | {row['matrices']} | {row['intruders']} | "
           f"{s['reference']:.2f} | {s['cold']:.2f} | {s['warm']:.2f} | {x['cold']:.1f}x | {x['warm']:.1f}x | "
-          f"{'yes' if row['counts_equal'] else 'NO'} |")
+          f"{'yes' if row['counts_equal'] else 'NO'} | {methods} |")
     print(f"\nwritten to {out}", file=sys.stderr)
     if not row["counts_equal"]:
         print(f"count mismatches: {row['mismatches']}", file=sys.stderr)

@@ -29,7 +29,7 @@ class IntrudersOptions(AnalysisOptions):
 
     k: int = option("top singular vectors of each tuned matrix examined", 10)
     eps: float = option("intruder threshold on max |cos| against every base singular vector", 0.5)
-    svd: str = option("auto (checked randomized SVD where it pays), full (dense reference) or lowrank", "auto")
+    svd: str = option("auto (certified low-rank update solve or checked randomized SVD, dense fallback near eps), full (dense reference) or lowrank", "auto")
     backend: str = option("array backend for the SVDs: auto, cupy, torch-cuda, torch-cpu", "auto")
     spectra: int = option("spectrum plots: the matrices with the most intruders", 3)
     rows: int = option("rows of the table of matrices with intruders", 30)

@@ -4,6 +4,7 @@ Shuttleworth et al., "LoRA vs Full Fine-tuning: An Illusion of Equivalence"
 (NeurIPS 2025). See :mod:`audit.intruders.analysis` for the procedure,
 :mod:`audit.intruders.results` for the exact definitions of what is reported,
 :mod:`audit.intruders.spectral` for the SVDs and their accuracy check,
+:mod:`audit.intruders.certified` for the certified route of low-rank updates,
 :mod:`audit.intruders.export` for the files a report is written to.
 
 >>> from audit.intruders import intruder_analysis, intruder_heatmap

@@ -9,10 +9,19 @@ LoRA adapter ``Wt`` is the merged weight ``W0 + dW`` (not ``SVD(dW)``). All in
 fp32. Definitions of the reported numbers: :mod:`audit.intruders.results`.
 
 Speed: ``W0``'s basis is cached on disk (:mod:`audit.intruders.cache`); ``Wt``
-needs only its top singular triplets, computed by a checked randomized SVD when
-that pays (:mod:`audit.intruders.spectral`). With ``svd="auto"``, a matrix
-whose randomized scores ``m_i`` lie within their error bound of ``eps`` is
-redone with the dense SVD, so the counts at ``eps`` equal the dense ones.
+needs only its top singular triplets. With ``svd="auto"``:
+
+- a low-rank update (LoRA, most edits) is solved in the cached basis, where
+  ``Wt Wt^T`` is diagonal plus low rank, and the result is *certified* on the
+  true matrix (:mod:`audit.intruders.certified`): residuals, an exact eigenvalue
+  count and Davis-Kahan bound every score's distance from the dense SVD's; a
+  matrix with a score within that distance of ``eps`` (or with tied top
+  singular values) is redone with the dense SVD;
+- any other update gets a checked randomized SVD where that pays
+  (:mod:`audit.intruders.spectral`), redone densely when a score lies within its
+  error bound of ``eps``;
+
+so the counts at ``eps`` equal the dense (reference) ones.
 
 >>> report = intruder_analysis(base, "runs/lora")              # doctest: +SKIP
 >>> report.total, report.counts_vs_eps()                       # doctest: +SKIP
@@ -31,6 +40,7 @@ import torch
 from torch import nn
 
 from audit.intruders.cache import BasisCache, default_cache_dir
+from audit.intruders.certified import LowRankDelta, certified_top, factor_low_rank
 from audit.intruders.results import IntruderReport, MatrixIntruders
 from audit.intruders.spectral import (
     METHODS,
@@ -62,8 +72,9 @@ class IntruderConfig:
         eps_grid: thresholds for the count-vs-eps curve.
         n_spectrum: how many top singular values of base, tuned and delta are kept.
         kinds: editkit.arch module kinds compared.
-        svd: ``"auto"`` (checked randomized SVD where it pays, else dense),
-            ``"full"`` (always dense: the reference), ``"lowrank"`` (never dense).
+        svd: ``"auto"`` (certified from the base basis for low-rank updates, checked
+            randomized SVD for others where it pays, else dense), ``"full"``
+            (always dense: the reference), ``"lowrank"`` (randomized, never dense).
         angle_tol: accepted ``sin(angle)`` bound of randomized top vectors.
         niter: power iterations of the randomized SVD.
         oversample: extra sketch columns of the randomized SVD.
@@ -106,6 +117,33 @@ def _floats(t: torch.Tensor) -> tuple[float, ...]:
     return tuple(float(x) for x in t.detach().to("cpu", torch.float64).tolist())
 
 
+def _padded(values: torch.Tensor, n: int) -> torch.Tensor:
+    """The first ``n`` of ``values``, padded with zeros (a low-rank delta's spectrum beyond its sketch)."""
+    return torch.cat([values[:n], values.new_zeros(max(0, n - int(values.shape[0])))])
+
+
+def _certified(
+    w0: torch.Tensor,
+    wt: torch.Tensor,
+    low: LowRankDelta,
+    u0: torch.Tensor,
+    s0: torch.Tensor,
+    *,
+    k: int,
+    q: int,
+    eps: float,
+) -> tuple[TopSVD, torch.Tensor, float] | None:
+    """The certified top triplets, scores and ``||wt||_F^2`` (:mod:`audit.intruders.certified`), or None."""
+    try:
+        found = certified_top(w0, wt, low, u0, s0, k=k, q=q, eps=eps)
+    except torch.linalg.LinAlgError:  # an eigensolver that did not converge: the dense SVD decides
+        return None
+    if found is None or not found.ok:
+        return None
+    top = TopSVD(found.u, found.s, found.vh, "certified", max(found.sin), found.spectrum)
+    return top, found.max_cos, found.frobenius_sq
+
+
 def inspect_matrix(
     w0: torch.Tensor,
     wt: torch.Tensor,
@@ -127,7 +165,9 @@ def inspect_matrix(
         config: analysis parameters.
         backend: array backend (default ``gpu.get_backend("auto")``).
         basis: ``(U0, S0)`` of ``w0`` when already known (cache); else computed.
-        delta: ``wt - w0`` computed more precisely elsewhere (LoRA: ``B @ A * scaling``).
+        delta: ``wt - w0`` computed more precisely elsewhere (LoRA: ``B @ A * scaling``),
+            for the delta's spectrum and the randomized path (the certified path
+            factors ``wt - w0`` itself, as its guarantee is about ``wt``).
         name, layer, kind, module: labels copied into the result.
     """
     cfg = config or IntruderConfig()
@@ -149,11 +189,25 @@ def inspect_matrix(
                       niter=cfg.niter, oversample=cfg.oversample, seed=cfg.seed)
         return top, max_abs_cos(u0, top.u[:, :k])
 
-    top, cos = run(cfg.svd)
-    if cfg.svd == "auto" and top.method == "lowrank" and _near_threshold(cos, cfg.eps, top.angle_bound):
-        top, cos = run("full")
-    dw = on_backend(be, delta) if delta is not None else wt - w0
+    diff = wt - w0  # the certificate is about wt itself: factor exactly this difference
+    dw = on_backend(be, delta) if delta is not None else diff
+    low = factor_low_rank(diff, seed=cfg.seed) if cfg.svd == "auto" else None
+    del diff
+    found = _certified(w0, wt, low, u0, s0, k=k, q=q, eps=cfg.eps) if low is not None else None
+    frobenius_sq = None
+    if found is not None:
+        top, cos, frobenius_sq = found
+    elif low is not None:
+        top, cos = run("full")  # a low-rank update the certificate could not settle
+    else:
+        top, cos = run(cfg.svd)
+        if cfg.svd == "auto" and top.method == "lowrank" and _near_threshold(cos, cfg.eps, top.angle_bound):
+            top, cos = run("full")
     n_spec = min(cfg.n_spectrum, m, n)
+    if low is not None:
+        spectrum_delta = _floats(_padded(low.sv, n_spec))
+    else:
+        spectrum_delta = _floats(top_singular_values(dw, n_spec, backend=be, method=cfg.svd, niter=cfg.niter))
     row = MatrixIntruders(
         name=name,
         layer=layer,
@@ -163,10 +217,10 @@ def inspect_matrix(
         eps=cfg.eps,
         max_cos=_floats(cos),
         sigma=_floats(top.s[:k]),
-        frobenius_sq=float(torch.linalg.vector_norm(wt, dtype=torch.float64) ** 2),
+        frobenius_sq=frobenius_sq or float(torch.linalg.vector_norm(wt, dtype=torch.float64) ** 2),
         spectrum_base=_floats(s0[:n_spec]),
-        spectrum_tuned=_floats(top.s[:n_spec]),
-        spectrum_delta=_floats(top_singular_values(dw, n_spec, backend=be, method=cfg.svd, niter=cfg.niter)),
+        spectrum_tuned=_floats(top.values[:n_spec]),
+        spectrum_delta=spectrum_delta,
         svd=top.method,
         angle_bound=top.angle_bound,
     )
@@ -286,6 +340,7 @@ def intruder_analysis(
         "seconds": time.perf_counter() - start,
         "cache_hits": store.hits,
         "cache_misses": store.misses,
+        "svd_certified": sum(r.svd == "certified" for r in rows),
         "svd_lowrank": sum(r.svd == "lowrank" for r in rows),
         "svd_full": sum(r.svd == "full" for r in rows),
         "cache_dir": str(store.root) if store.root else None,

@@ -17,12 +17,12 @@ The default folder is ``$EDITKIT_CACHE/intruders`` (else ``~/.cache/editkit/intr
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 
 import torch
 
 from audit.intruders.spectral import base_basis
-from editkit.errors import EditkitError
 from gpu import Backend
 
 CACHE_FORMAT = "editkit-intruders-basis/1"
@@ -65,7 +65,8 @@ class BasisCache:
         file = self.path(matrix_key(w0)) if self.root is not None else None
         if file is not None and file.is_file():
             cached = self._read(file)
-            if cached is not None:
+            m, n = (int(x) for x in w0.shape)
+            if cached is not None and tuple(cached[0].shape) == (m, min(m, n)):
                 self.hits += 1
                 u, s = cached
                 return backend.to_torch(backend.asarray(u)), backend.to_torch(backend.asarray(s))
@@ -77,13 +78,25 @@ class BasisCache:
 
     @staticmethod
     def _read(file: Path) -> tuple[torch.Tensor, torch.Tensor] | None:
-        from editkit.tensorfiles import read_tagged
+        """``(u, s)`` from ``file``, or None when it is not a sound cache entry (wrong tag or shapes, NaN or inf).
+
+        Finiteness is checked through the sums (NaN and inf propagate; the
+        entries are bounded), a single pass without a mask.
+        """
+        from safetensors import safe_open
 
         try:
-            tensors, _ = read_tagged(file, CACHE_FORMAT, what="intruder basis cache file")
-            return tensors["u"], tensors["s"]
-        except (EditkitError, KeyError):
+            with safe_open(str(file), framework="pt") as fh:
+                if (fh.metadata() or {}).get("format") != CACHE_FORMAT:
+                    return None
+                u, s = fh.get_tensor("u"), fh.get_tensor("s")
+        except Exception:  # safetensors raises its own error types; any unreadable file is a miss
             return None
+        if u.dim() != 2 or s.dim() != 1 or u.shape[1] != s.shape[0] or u.dtype != torch.float32:
+            return None
+        if not (math.isfinite(float(u.sum())) and math.isfinite(float(s.sum()))):
+            return None
+        return u, s
 
     @staticmethod
     def _write(file: Path, u: torch.Tensor, s: torch.Tensor, *, name: str, shape: tuple[int, ...]) -> None:

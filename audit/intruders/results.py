@@ -38,10 +38,13 @@ class MatrixIntruders:
         sigma: the top ``k`` tuned singular values.
         frobenius_sq: ``||Wt||_F^2`` (the energy total).
         spectrum_base, spectrum_tuned, spectrum_delta: the top-N singular values
-            of ``W0``, ``Wt`` and ``Wt - W0`` (the delta's may come from the
-            randomized SVD: for display).
-        svd: how the tuned top vectors were computed (``"full"`` or ``"lowrank"``).
-        angle_bound: estimated worst ``sin(angle)`` of those vectors (0 for ``"full"``).
+            of ``W0``, ``Wt`` and ``Wt - W0`` (for display: past the top ``k`` the
+            tuned ones may come from an iterative method, the delta's from a
+            randomized one; a low-rank delta's are 0 past its sketch).
+        svd: how the tuned top vectors were computed (``"full"``, ``"lowrank"`` or
+            ``"certified"``: :mod:`audit.intruders.certified`).
+        angle_bound: worst ``sin(angle)`` of those vectors: estimated for
+            ``"lowrank"``, proven for ``"certified"``, 0 for ``"full"``.
     """
 
     name: str

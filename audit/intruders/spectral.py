@@ -6,7 +6,8 @@
   small next to the matrix (``4 * (q + oversample) <= min(m, n)``), a
   randomized SVD (:meth:`gpu.Backend.lowrank_svd`, ``niter`` power iterations)
   is tried first and *checked*; otherwise, or when the check fails, the dense
-  SVD is used.
+  SVD is used. (A low-rank update takes another route first, with a proven
+  bound: :mod:`audit.intruders.certified`.)
 
 The accuracy check. The randomized SVD returns Ritz triplets, for which
 ``W^T u_i = s_i v_i`` holds exactly, so ``r_i = ||W v_i - s_i u_i||`` is the
@@ -49,9 +50,12 @@ class TopSVD:
         u: left singular vectors ``[m, q]``.
         s: singular values ``[q]``, descending.
         vh: right singular vectors ``[q, n]``.
-        method: ``"full"`` (dense SVD) or ``"lowrank"`` (randomized, checked).
+        method: ``"full"`` (dense SVD), ``"lowrank"`` (randomized, checked) or
+            ``"certified"`` (from the base basis, certified: :mod:`audit.intruders.certified`).
         angle_bound: the largest estimated ``sin(angle)`` between a returned top-``k``
-            vector and the exact one (0 for the dense SVD).
+            vector and the exact one (0 for the dense SVD; a proven bound for ``"certified"``).
+        spectrum: more top singular values than ``s`` when the method has them (for
+            display), else None (use ``s``).
     """
 
     u: torch.Tensor
@@ -59,6 +63,12 @@ class TopSVD:
     vh: torch.Tensor
     method: str
     angle_bound: float
+    spectrum: torch.Tensor | None = None
+
+    @property
+    def values(self) -> torch.Tensor:
+        """The top singular values known: :attr:`spectrum`, else :attr:`s`."""
+        return self.s if self.spectrum is None else self.spectrum
 
 
 def _torch(backend: Backend, a: object) -> torch.Tensor:
@@ -71,9 +81,12 @@ def on_backend(backend: Backend, w: torch.Tensor) -> torch.Tensor:
 
 
 def base_basis(w0: torch.Tensor, backend: Backend) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(U0 [m, min(m, n)], S0 [min(m, n)])``: every left singular vector of ``w0`` (dense fp32 SVD)."""
+    """``(U0 [m, min(m, n)], S0 [min(m, n)])``: every left singular vector of ``w0`` (dense fp32 SVD).
+
+    Row-major, as read back from the cache, so that later products round the same either way.
+    """
     u, s, _ = backend.svd(backend.asarray(w0, dtype="float32"))
-    return _torch(backend, u), _torch(backend, s)
+    return _torch(backend, u).contiguous(), _torch(backend, s)
 
 
 def use_lowrank(shape: tuple[int, int], q: int, oversample: int) -> bool:

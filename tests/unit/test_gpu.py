@@ -340,3 +340,20 @@ def test_cupy_work_is_ordered_on_torchs_current_stream() -> None:
         ref = torch.linalg.svdvals(a)
     side.synchronize()
     torch.testing.assert_close(s, ref)
+
+
+def test_certified_intruder_path_on_every_backend(backend: gpu.Backend) -> None:
+    """The intruder analysis' certified path (torch on the backend's device) gives the CPU's counts."""
+    from audit.intruders import IntruderConfig, inspect_matrix
+
+    g = torch.Generator().manual_seed(3)
+    u, _ = torch.linalg.qr(torch.randn(96, 96, generator=g))
+    v, _ = torch.linalg.qr(torch.randn(160, 96, generator=g))
+    w0 = (u * torch.arange(1, 97, dtype=torch.float32) ** -0.5) @ v.T  # distinct singular values
+    wt = w0 + 0.2 * torch.randn(96, 3, generator=g) @ torch.randn(3, 160, generator=g) / 12
+    cfg = IntruderConfig(n_spectrum=16)
+    cpu = inspect_matrix(w0, wt, config=cfg, backend=gpu.get_backend("torch-cpu"))
+    got = inspect_matrix(w0, wt, config=cfg, backend=backend)
+    assert cpu.top.method == got.top.method == "certified"
+    assert got.row.count == cpu.row.count > 0
+    np.testing.assert_allclose(got.row.max_cos, cpu.row.max_cos, atol=1e-4)

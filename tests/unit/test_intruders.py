@@ -122,9 +122,10 @@ def test_energy_share_definition() -> None:
 
 
 def test_randomized_path_is_checked_and_agrees() -> None:
-    """A large-enough matrix takes the randomized path, within its stated accuracy."""
+    """A full-rank update of a large-enough matrix takes the randomized path, within its stated accuracy."""
     w0 = _decaying(160, 240, 6)
-    wt = w0 + _low_rank(160, 240, 2, 100.0, 7)
+    noise = 1e-4 * torch.randn(160, 240, generator=torch.Generator().manual_seed(9))
+    wt = w0 + _low_rank(160, 240, 2, 100.0, 7) + noise  # not low rank: no certified path
     full = inspect_matrix(w0, wt, config=IntruderConfig(svd="full", n_spectrum=10), backend=CPU)
     auto = inspect_matrix(w0, wt, config=IntruderConfig(svd="auto", n_spectrum=10), backend=CPU)
     assert auto.top.method == "lowrank" and auto.top.angle_bound <= 1e-2
@@ -132,7 +133,127 @@ def test_randomized_path_is_checked_and_agrees() -> None:
     np.testing.assert_allclose(auto.row.max_cos, full.row.max_cos, atol=math.sqrt(2) * auto.top.angle_bound + 1e-5)
     # A flat spectrum fails the check and falls back to the dense SVD.
     flat = torch.randn(160, 240, generator=torch.Generator().manual_seed(8))
-    assert inspect_matrix(flat, flat, config=IntruderConfig(n_spectrum=10), backend=CPU).top.method == "full"
+    flat_t = flat + 1e-3 * torch.randn(160, 240, generator=torch.Generator().manual_seed(10))
+    assert inspect_matrix(flat, flat_t, config=IntruderConfig(n_spectrum=10), backend=CPU).top.method == "full"
+
+
+# -- the certified path: low-rank updates solved in the base basis ----------------------------------
+def _base(m: int, n: int, seed: int, kind: str) -> torch.Tensor:
+    if kind == "random":  # flat, Marchenko-Pastur-like spectrum
+        return torch.randn(m, n, generator=torch.Generator().manual_seed(seed)) / math.sqrt(n)
+    return _decaying(m, n, seed, power=0.3)
+
+
+def _lora(w0: torch.Tensor, rank: int, scale: float, seed: int) -> torch.Tensor:
+    """A rank-``rank`` update with ``||dW||_F = scale * ||W0||_F`` (as the benchmark makes them)."""
+    m, n = w0.shape
+    g = torch.Generator().manual_seed(seed)
+    dw = torch.randn(m, rank, generator=g) @ torch.randn(rank, n, generator=g)
+    return dw * (scale * float(torch.linalg.matrix_norm(w0)) / float(torch.linalg.matrix_norm(dw)))
+
+
+CERTIFIED_CASES = [
+    # (m, n, base, rank, scale): square, wide, tall (basis extended by the update's range), flat or decaying
+    (128, 128, "random", 4, 0.3),
+    (96, 288, "decaying", 8, 0.3),
+    (288, 96, "decaying", 8, 0.3),
+    (288, 96, "random", 2, 0.5),
+    (240, 240, "decaying", 1, 0.1),
+    (240, 240, "decaying", 16, 0.02),
+    (256, 320, "random", 8, 0.05),
+]
+
+
+@pytest.mark.parametrize(("m", "n", "base", "rank", "scale"), CERTIFIED_CASES)
+def test_certified_path_matches_reference(m: int, n: int, base: str, rank: int, scale: float) -> None:
+    """Identical counts to the published procedure at every threshold the certificate settles."""
+    w0 = _base(m, n, m + n + rank, base)
+    wt = w0 + _lora(w0, rank, scale, seed=rank)
+    ref = reference_max_cos(w0.numpy(), wt.numpy())
+    ins = inspect_matrix(w0, wt, config=IntruderConfig(), backend=CPU)
+    assert ins.row.count == sum(x < 0.5 for x in ref)
+    if ins.top.method == "certified":  # proven: within the bound of the exact (fp64) scores
+        u0 = torch.linalg.svd(w0, full_matrices=False)[0].double()
+        exact = torch.linalg.svd(wt.double(), full_matrices=False)[0][:, :10]
+        m_exact = (u0.T @ exact).abs().max(dim=0).values.numpy()
+        np.testing.assert_allclose(ins.row.max_cos, m_exact, atol=math.sqrt(2) * ins.top.angle_bound + 1e-5)
+    for eps in (0.2, 0.35, 0.65, 0.8):
+        row = analyze_matrix(w0, wt, config=IntruderConfig(eps=eps), backend=CPU)
+        assert row.count == sum(x < eps for x in ref), eps
+
+
+def test_certified_path_is_taken_and_cheap_on_lora_updates() -> None:
+    """Every case above is settled without the dense SVD at the published eps."""
+    methods = []
+    for m, n, base, rank, scale in CERTIFIED_CASES:
+        w0 = _base(m, n, m + n + rank, base)
+        methods.append(inspect_matrix(w0, w0 + _lora(w0, rank, scale, seed=rank), backend=CPU).top.method)
+    assert methods == ["certified"] * len(CERTIFIED_CASES)
+
+
+def torch_reference_max_cos(w0: torch.Tensor, wt: torch.Tensor, k: int = 10) -> list[float]:
+    """The benchmark's reference: the published procedure with torch's dense fp32 SVD."""
+    u0 = torch.linalg.svd(w0, full_matrices=False)[0]
+    ut = torch.linalg.svd(wt, full_matrices=False)[0]
+    return [float(x) for x in (u0.T @ ut[:, :k]).abs().max(dim=0).values]
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e-7, -1e-7, 2e-5, -2e-5])
+def test_certificate_falls_back_at_the_threshold(offset: float) -> None:
+    """A score within its error bound of eps goes to the dense SVD, which then decides like the reference.
+
+    At a distance of 1e-7 two dense SVDs (NumPy's and torch's) may disagree; the
+    fallback is torch's, the same routine as the benchmark's reference.
+    """
+    w0 = _base(128, 192, 3, "decaying")
+    wt = w0 + _lora(w0, 4, 0.3, seed=4)
+    ref = torch_reference_max_cos(w0, wt)
+    eps = sorted(ref)[4] + offset  # right at (or a hair off) one of the scores
+    ins = inspect_matrix(w0, wt, config=IntruderConfig(eps=eps), backend=CPU)
+    assert ins.top.method == "full"
+    assert ins.row.count == sum(x < eps for x in ref)
+    if abs(offset) > 1e-5:
+        assert ins.row.count == reference_count(w0.numpy(), wt.numpy(), eps=eps)
+    far = inspect_matrix(w0, wt, config=IntruderConfig(eps=eps + 0.02), backend=CPU)
+    assert far.top.method == "certified" and far.row.count == sum(x < eps + 0.02 for x in ref)
+
+
+def test_certificate_refuses_tied_singular_values() -> None:
+    """Two equal top singular values make the vectors ill-defined: the dense SVD decides, as in the reference."""
+    m, n = 120, 160
+    g = torch.Generator().manual_seed(11)
+    u = torch.linalg.qr(torch.randn(m, m, generator=g)).Q
+    v = torch.linalg.qr(torch.randn(n, m, generator=g)).Q
+    s = torch.linspace(4.0, 0.5, m)
+    s[3] = s[2]  # a tie among the top k, untouched by the update below
+    w0 = (u * s) @ v.T
+    wt = w0 + 3.0 * u[:, 60:61] @ v[:, 60:61].T  # rank 1, along a base direction
+    ins = inspect_matrix(w0, wt, backend=CPU)
+    assert ins.top.method == "full"
+    assert ins.row.count == reference_count(w0.numpy(), wt.numpy())
+
+
+def test_low_rank_factoring_and_exact_counting() -> None:
+    from audit.intruders.certified import factor_low_rank, gram_model
+
+    w0 = _decaying(200, 150, 12)
+    dw = _lora(w0, 5, 0.3, seed=13)
+    low = factor_low_rank(dw)
+    assert low is not None and low.rank == 5 and low.residual < 1e-5 * float(torch.linalg.matrix_norm(dw))
+    torch.testing.assert_close(low.b @ low.a, dw, atol=1e-5, rtol=0)
+    full = dw + 1e-3 * torch.randn(200, 150, generator=torch.Generator().manual_seed(14))
+    assert factor_low_rank(full) is None
+    zero = factor_low_rank(torch.zeros(200, 150))
+    assert zero is not None and zero.rank == 0
+    # The model is Wt Wt^T in the basis, and its eigenvalue count is exact.
+    u0, s0, _ = torch.linalg.svd(w0, full_matrices=False)
+    model = gram_model(w0, u0, s0, low)
+    wt = (w0 + dw).double()
+    basis = model.basis.double()
+    torch.testing.assert_close(basis @ model.dense() @ basis.T, wt @ wt.T, atol=1e-4, rtol=0)
+    eig = torch.linalg.eigvalsh(model.dense())
+    for mu in (0.5 * float(eig[-1]), float(eig[-3] + eig[-4]) / 2, 1e-3):
+        assert model.count_above(mu) == int((eig > mu).sum())
 
 
 # -- a tiny real model with a peft LoRA adapter ------------------------------------------------------
