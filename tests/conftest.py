@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tiny_models import tiny_model, tiny_tokenizer  # noqa: E402
+from tiny_models import save_tiny_lora, tiny_model, tiny_tokenizer  # noqa: E402
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -97,3 +97,9 @@ def default_model():
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"editkit cache: {os.environ.get('EDITKIT_CACHE', '(default)')}"
+
+
+@pytest.fixture(scope="module")
+def lora_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A peft LoRA adapter on tiny_model("llama", seed=0) with a random, nonzero B (one per test module)."""
+    return save_tiny_lora(tmp_path_factory.mktemp("lora"))

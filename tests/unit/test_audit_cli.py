@@ -12,7 +12,7 @@ from types import ModuleType
 
 import pytest
 import torch
-from tiny_models import save_tiny_lora, tiny_model
+from tiny_models import tiny_model
 from typer.testing import CliRunner
 
 import gpu
@@ -32,12 +32,6 @@ def _one_blas_thread() -> Iterator[None]:
 
     with threadpool_limits(1):
         yield
-
-
-@pytest.fixture(scope="module")
-def lora_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A peft LoRA adapter on tiny_model("llama", seed=0) with a random, nonzero B."""
-    return save_tiny_lora(tmp_path_factory.mktemp("lora"))
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_models import save_tiny_lora, tiny_model, tiny_tokenizer
+from tiny_models import tiny_model, tiny_tokenizer
 
 from audit.analyses import ANALYSES, AnalysisOutput, get_analysis, parse_analyses, parse_options
 from audit.context import AuditContext, PromptSet, read_prompt_sets
@@ -35,11 +35,6 @@ EDITED = "model.layers.1.mlp.down_proj.weight"
 def _no_refusal_module(monkeypatch: pytest.MonkeyPatch) -> None:
     """The refusal audit is written elsewhere: these tests see it absent (None in sys.modules)."""
     monkeypatch.setitem(sys.modules, "audit.refusal", None)
-
-
-@pytest.fixture(scope="module")
-def lora_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_lora(tmp_path_factory.mktemp("lora"))
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from tiny_models import save_tiny_lora
 from typer.testing import CliRunner
 
 from audit.analyses import ANALYSES, AnalysisOutput
@@ -25,11 +24,6 @@ QUICK = ["--set", "intruders.cache=false", "--set", "intruders.spectra=1", "--se
 @pytest.fixture(autouse=True)
 def _no_refusal_module(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "audit.refusal", None)
-
-
-@pytest.fixture(scope="module")
-def lora_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_lora(tmp_path_factory.mktemp("lora"))
 
 
 def run(*args: str):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tiny_models import save_tiny_lora, tiny_model, tiny_tokenizer
+from tiny_models import tiny_model, tiny_tokenizer
 
 import gpu
 from audit.intruders import (
@@ -257,12 +257,6 @@ def test_low_rank_factoring_and_exact_counting() -> None:
 
 
 # -- a tiny real model with a peft LoRA adapter ------------------------------------------------------
-@pytest.fixture(scope="module")
-def lora_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A peft LoRA adapter on tiny_model("llama", seed=0) with a random, nonzero B."""
-    return save_tiny_lora(tmp_path_factory.mktemp("lora"))
-
-
 def _merged(model_type: str, adapter: Path) -> dict[str, torch.Tensor]:
     from peft import PeftModel
 
