@@ -342,3 +342,24 @@ def save_tiny_lora(path: Any) -> Any:
                 p.mul_(0.3)
     peft_model.save_pretrained(path)
     return path
+
+
+def save_tiny_full(path: Any, *, scale: float, strong: tuple[str, ...] = ()) -> Any:
+    """A "full fine-tune" of ``tiny_model("llama", seed=0)``, saved to ``path``.
+
+    Every block matrix gets ``scale`` x N(0, 1) noise; matrices whose names end
+    in one of ``strong`` also get a rank-1 update of norm ~0.5 (an intruder).
+    """
+    import math
+
+    model, _ = tiny_model("llama", seed=0)
+    gen = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 2 and ".layers." in name:
+                p.add_(scale * torch.randn(p.shape, generator=gen))
+                if strong and name.endswith(strong):
+                    u, v = torch.randn(p.shape[0], 1, generator=gen), torch.randn(1, p.shape[1], generator=gen)
+                    p.add_(0.5 * u @ v / math.sqrt(p.shape[1]))
+    model.save_pretrained(path)
+    return path

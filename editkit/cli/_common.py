@@ -211,3 +211,11 @@ def print_options(title: str, config_cls: Any) -> None:
         shown = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
         table.add_row(name, shown or "-", text)
     out_console.print(table)
+
+
+CHECKPOINT_SUFFIX = ".checkpoint"
+
+
+def checkpoint_dir(out: Path) -> Path:
+    """Where a training command's ``--out DIR`` keeps its checkpoint while training: ``DIR.checkpoint`` beside it."""
+    return out.parent / f"{out.name}{CHECKPOINT_SUFFIX}"

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from editkit.cli._common import (
     checked_out,
+    checkpoint_dir,
     err_console,
     handle_errors,
     out_console,
@@ -21,13 +22,7 @@ from editkit.models import DEFAULT_MODEL
 
 app = typer.Typer(help="Train small Backpack language models (sense vectors) for sense editing.", no_args_is_help=True)
 
-CHECKPOINT_SUFFIX = ".checkpoint"
 DEFAULT_FACT_TABLES = ("facts.jsonl", "facts_rejected.jsonl")
-
-
-def checkpoint_dir(out: Path) -> Path:
-    """Where ``--out DIR`` keeps its checkpoint while training: ``DIR.checkpoint`` beside it."""
-    return out.parent / f"{out.name}{CHECKPOINT_SUFFIX}"
 
 
 def _fmt(value: object) -> str:

@@ -12,6 +12,7 @@ from rich.table import Table
 from editkit.cli._common import (
     allow_pickle_option,
     checked_out,
+    checkpoint_dir,
     err_console,
     handle_errors,
     out_console,
@@ -21,13 +22,6 @@ from editkit.cli._common import (
 from editkit.models import DEFAULT_MODEL
 
 app = typer.Typer(help="Train MEND editors (learned gradient editing) for a base model.", no_args_is_help=True)
-
-CHECKPOINT_SUFFIX = ".checkpoint"
-
-
-def checkpoint_dir(out: Path) -> Path:
-    """Where ``--out DIR`` keeps its checkpoint while training: ``DIR.checkpoint`` beside it."""
-    return out.parent / f"{out.name}{CHECKPOINT_SUFFIX}"
 
 
 @app.command("options")

@@ -11,8 +11,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-import torch
-from tiny_models import tiny_model
+from tiny_models import save_tiny_full
 from typer.testing import CliRunner
 
 import gpu
@@ -37,18 +36,7 @@ def _one_blas_thread() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def full_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A "full fine-tune": every block matrix perturbed a little, two kinds by a strong rank-1 update."""
-    model, _ = tiny_model("llama", seed=0)
-    gen = torch.Generator().manual_seed(5)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.dim() == 2 and ".layers." in name:
-                p.add_(1e-3 * torch.randn(p.shape, generator=gen))
-                if name.endswith(("o_proj.weight", "gate_proj.weight")):
-                    u, v = torch.randn(p.shape[0], 1, generator=gen), torch.randn(1, p.shape[1], generator=gen)
-                    p.add_(0.5 * u @ v / math.sqrt(p.shape[1]))
-    path = tmp_path_factory.mktemp("full")
-    model.save_pretrained(path)
-    return path
+    return save_tiny_full(tmp_path_factory.mktemp("full"), scale=1e-3, strong=("o_proj.weight", "gate_proj.weight"))
 
 
 def run(*args: str):

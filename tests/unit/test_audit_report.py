@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_models import tiny_model, tiny_tokenizer
+from tiny_models import save_tiny_full, tiny_model, tiny_tokenizer
 
 from audit.analyses import ANALYSES, AnalysisOutput, get_analysis, parse_analyses, parse_options
 from audit.context import AuditContext, PromptSet, read_prompt_sets
@@ -63,15 +63,7 @@ def edit_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def full_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A "full fine-tune": every block matrix perturbed a little."""
-    model, _ = tiny_model("llama", seed=0)
-    gen = torch.Generator().manual_seed(5)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.dim() == 2 and ".layers." in name:
-                p.add_(1e-2 * torch.randn(p.shape, generator=gen))
-    folder = tmp_path_factory.mktemp("full")
-    model.save_pretrained(folder)
-    return folder
+    return save_tiny_full(tmp_path_factory.mktemp("full"), scale=1e-2)
 
 
 def _ctx(tuned: object, **kw: object) -> AuditContext:
