@@ -85,6 +85,15 @@ class TunedPair(ABC):
         """The tuned model's decoder block ``layer``."""
         return layer_module(self.model, layer)
 
+    def sharing(self) -> contextlib.AbstractContextManager[Any]:
+        """``with pair.sharing():`` around a forward whose every block is followed by :meth:`base_block`.
+
+        Lets a pair reuse, in the base call, work the tuned call of the same
+        block already did (only where the result is provably the same). The
+        default shares nothing.
+        """
+        return contextlib.nullcontext()
+
 
 class ModelPair(TunedPair):
     """Two whole models of the same architecture: the tuned one runs, the base one lends its blocks.
@@ -192,6 +201,7 @@ class PeftPair(TunedPair):
             )
         super().__init__(inner)
         self.peft_model = model
+        self.memo: ProjectionMemo | None = None
 
     @contextlib.contextmanager
     def base(self) -> Iterator[nn.Module]:
@@ -202,8 +212,106 @@ class PeftPair(TunedPair):
         self, layer: int, args: tuple[Any, ...], kwargs: dict[str, Any], call: BlockCall | None = None
     ) -> Any:
         block = self.block(layer)
-        with adapters_disabled(block):
-            return (call if call is not None else block)(*args, **kwargs)
+        try:
+            with adapters_disabled(block):
+                return (call if call is not None else block)(*args, **kwargs)
+        finally:
+            if self.memo is not None:
+                self.memo.forget()
+
+    @contextlib.contextmanager
+    def sharing(self) -> Iterator[ProjectionMemo]:
+        """Within: a base block reuses the frozen projections its tuned call computed on the same input.
+
+        See :class:`ProjectionMemo`. Meant for a forward in which every tuned
+        block is followed by its :meth:`base_block` call (TuCo's hook runner);
+        nesting is refused.
+        """
+        if self.memo is not None:
+            raise RuntimeError("tuco: PeftPair.sharing() is already active")
+        memo = ProjectionMemo(self.model)
+        self.memo = memo
+        try:
+            with memo.installed():
+                yield memo
+        finally:
+            self.memo = None
+
+
+def _same_tensor_values(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a is b or (a.shape == b.shape and a.dtype == b.dtype and a.device == b.device and torch.equal(a, b))
+
+
+class ProjectionMemo:
+    """The frozen base-layer products of a block's LoRA layers, computed in the tuned call, reused in the base call.
+
+    A LoRA layer computes ``W x + B A x``; the base block, with the adapter
+    off, computes ``W x'``. When ``x' == x`` exactly (the projections that read
+    the block's normalized input, ``q``/``k``/``v`` in a Llama block, see the
+    same values in both calls) the base call gets the tuned call's ``W x``
+    instead of recomputing it. Every other layer's input differs between the
+    two calls (it depends on the adapter) and is computed as usual. A reuse
+    needs bitwise equality (``torch.equal``), so the numbers are exactly the
+    unshared ones. Only plain LoRA layers take part (no DoRA or other variants,
+    no merged layers, no extra call arguments).
+
+    Attributes:
+        served: how many base-layer products were reused so far.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.layers = [m for m in adapter_layers(model) if _plain_lora(m)]
+        self.saved: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.served = 0
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[ProjectionMemo]:
+        """Within: every plain LoRA layer's base layer remembers (tuned call) or reuses (base call) its product."""
+        wrapped = []
+        try:
+            for layer in self.layers:
+                base: Any = layer.base_layer
+                base.forward = self._forward(layer, base.forward)
+                wrapped.append(base)
+            yield self
+        finally:
+            for base in wrapped:
+                del base.forward  # the instance attribute: the class's forward again
+            self.forget()
+
+    def forget(self) -> None:
+        """Drop what the last tuned block left (called after each base block)."""
+        self.saved.clear()
+
+    def _forward(self, layer: nn.Module, inner: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+        key = id(layer)
+
+        def forward(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+            if args or kwargs:
+                return inner(x, *args, **kwargs)
+            if layer.disable_adapters:  # the base call
+                hit = self.saved.pop(key, None)
+                if hit is not None and _same_tensor_values(hit[0], x):
+                    self.served += 1
+                    return hit[1]
+                return inner(x)
+            out = inner(x)  # the tuned call: LoRA adds B A x to a new tensor, ``out`` is not written to
+            self.saved[key] = (x, out)
+            return out
+
+        return forward
+
+
+def _plain_lora(module: nn.Module) -> bool:
+    """A peft LoRA ``Linear`` (also GPT-2's Conv1D) without variants, unmerged: ``W x + B A x`` with ``W x`` untouched."""
+    from peft.tuners.lora.layer import Linear as LoraLinear
+
+    return (
+        isinstance(module, LoraLinear)
+        and not getattr(module, "lora_variant", {})
+        and not getattr(module, "merged", False)
+        and isinstance(getattr(module, "base_layer", None), nn.Module)
+    )
 
 
 @contextlib.contextmanager

@@ -15,6 +15,10 @@ this, sharing the arithmetic of :class:`Recorder`:
   is an ad-hoc call of the block's envoy (the trace stands down for it), and
   ``.output`` is replaced when steering.
 
+A LoRA pair run by the hook runner computes the frozen products that the
+tuned and base calls of a block share (the ``q``/``k``/``v`` projections of the
+same normalized input) once: :class:`~audit.tuco.pair.ProjectionMemo`.
+
 The forward runs without a KV cache (``use_cache=False``): a block called twice
 would append to the cache twice.
 
@@ -84,6 +88,11 @@ class Recorder:
         self.ftc: list[torch.Tensor | None] = [None] * n
         self.final: torch.Tensor | None = None
 
+    @property
+    def needs_base(self) -> bool:
+        """Whether :meth:`step` calls the base block (recording, or steering with ``alpha != 1``)."""
+        return self.record or self.alpha != 1.0
+
     def _select(self, t: torch.Tensor) -> torch.Tensor:  # [batch, seq, hidden] -> recorded view
         if self.positions is None:
             return t.detach().clone()
@@ -94,7 +103,7 @@ class Recorder:
         self, layer: int, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any, call: BlockCall | None = None
     ) -> Any | None:
         """Decompose block ``layer``'s call; the replacement output when steering, else None."""
-        if not self.record and self.alpha == 1.0:
+        if not self.needs_base:
             return None
         x = first_input(args, kwargs)  # [batch, seq, hidden]
         y = hidden_of(output)
@@ -141,8 +150,14 @@ class HookRunner:
     name = "hooks"
 
     def forward(self, pair: TunedPair, model: nn.Module, inputs: dict[str, Any], recorder: Recorder) -> Any:
-        """``model(**inputs)`` with every block decomposed by ``recorder``; the model's output."""
-        with self._hooked(pair, model, recorder):
+        """``model(**inputs)`` with every block decomposed by ``recorder``; the model's output.
+
+        Each tuned block is followed at once by its base block, so the pair may
+        share work between the two calls (:meth:`TunedPair.sharing`: a LoRA
+        pair computes the frozen ``q``/``k``/``v`` products once).
+        """
+        sharing = pair.sharing() if recorder.needs_base else contextlib.nullcontext()
+        with sharing, self._hooked(pair, model, recorder):
             return model(**inputs)
 
     def final_hidden(self, model: nn.Module, inputs: dict[str, Any]) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from collections.abc import Iterator
@@ -249,6 +250,47 @@ def test_lora_equals_the_pair_with_merged_weights(llama: nn.Module, lora: nn.Mod
     # Adapters are back on, with the same requires_grad flags.
     assert grads == {n: p.requires_grad for n, p in lora.named_parameters()}
     assert not any(m.disable_adapters for m in lora.modules() if hasattr(m, "lora_A"))
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_lora_shared_projections_change_no_bit(arch: str, tok: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hook runner reuses the frozen products of the projections reading the block input; nothing else changes."""
+    from peft import LoraConfig, get_peft_model
+
+    import audit.tuco.pair as pair_module
+
+    base, _ = tiny_model(arch, seed=0)
+    targets = ["q_proj", "v_proj", "o_proj", "up_proj", "down_proj"] if arch == "llama" else ["c_attn", "c_proj", "c_fc"]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        model = get_peft_model(copy.deepcopy(base), LoraConfig(r=2, lora_alpha=4, init_lora_weights=False,
+                                                               target_modules=targets))
+    model.eval()
+    batch = batch_of(tok, PROMPTS)
+    pair = tuned_pair(None, model)
+    served: list[int] = []
+    real_sharing = PeftPair.sharing
+
+    @contextlib.contextmanager
+    def counting(self: PeftPair) -> Iterator[Any]:
+        with real_sharing(self) as memo:
+            yield memo
+        served.append(memo.served)
+
+    monkeypatch.setattr(PeftPair, "sharing", counting)
+    shared = decompose(pair, batch, positions="all")
+    tokens_shared = steered_generate(None, pair, tok, PROMPTS[:2], alphas=[0.5], max_new_tokens=3)
+    # Per block, the projections of the normalized block input: q and v (llama), c_attn (gpt2).
+    assert served[0] == num_layers(model.get_base_model()) * (2 if arch == "llama" else 1)
+    monkeypatch.setattr(PeftPair, "sharing", lambda self: contextlib.nullcontext())
+    plain = decompose(pair, batch, positions="all")
+    tokens_plain = steered_generate(None, pair, tok, PROMPTS[:2], alphas=[0.5], max_new_tokens=3)
+    for name in ("x", "ptc", "ftc"):
+        assert torch.equal(getattr(shared, name), getattr(plain, name)), name
+    assert tokens_shared == tokens_plain
+    # Nothing is left behind: the base layers' own forward is back.
+    assert not any("forward" in m.__dict__ for m in model.modules())
+    assert pair_module.ProjectionMemo(model).saved == {}
 
 
 def test_lora_adapter_folder_and_edit_deltas_give_the_same_numbers(llama: nn.Module, lora: nn.Module, tok: Any, tmp_path: Path) -> None:
