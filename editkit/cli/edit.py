@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ from editkit.cli import transfer
 from editkit.cli._common import (
     allow_pickle_option,
     checked_out,
+    checkpoint_dir,
+    err_console,
     handle_errors,
     out_console,
     parse_formats,
@@ -36,6 +39,32 @@ def parse_layer(value: str) -> int | float | str:
         raise EditkitError(f"--layer: expected auto, a layer index or a relative depth like 0.66, got {value!r}") from None
 
 
+def prepare_checkpoint(out: Path, method: str, resumable: bool, *, resume: bool, overwrite: bool) -> Path | None:
+    """The checkpoint folder of a resumable editor (``OUT.checkpoint``), checked against --resume/--overwrite.
+
+    Returns None for editors that do not checkpoint. A checkpoint left by an interrupted run
+    is continued with --resume, or removed with --overwrite; otherwise it is an error, so that
+    nothing is silently thrown away.
+    """
+    from editkit.editors.locft import has_checkpoint
+    from editkit.errors import EditkitError
+
+    if not resumable:
+        if resume:
+            raise EditkitError(f"--resume: the {method} editor does not checkpoint; run without --resume")
+        return None
+    ckpt = checkpoint_dir(out)
+    if ckpt.exists() and not resume:
+        if not overwrite:
+            raise EditkitError(
+                f"an interrupted run left a checkpoint in {ckpt}: pass --resume to continue it, or --overwrite to start over"
+            )
+        shutil.rmtree(ckpt)
+    if resume and not has_checkpoint(ckpt):
+        raise EditkitError(f"no {method} checkpoint to resume from in {ckpt}: run without --resume")
+    return ckpt
+
+
 @handle_errors
 def edit_command(
     facts: Path = typer.Option(..., "--facts", "-f", help="Edit requests: canonical JSONL, CounterFact or ZsRE."),
@@ -56,7 +85,8 @@ def edit_command(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
     seed: int = typer.Option(0, "--seed", help="Random seed (editor shuffling; recorded)."),
     formats: str = typer.Option("json,md,html", "--format", help="Report formats to write."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory (and start over unless --resume)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted LocFT-BF run from OUT.checkpoint."),
     allow_pickle: bool = allow_pickle_option("--model and --transfer-to"),
     transfer_to: str | None = typer.Option(None, "--transfer-to", help=transfer.HELP_TO),
     transfer_beta: str = typer.Option("auto", "--transfer-beta", help=transfer.HELP_BETA),
@@ -65,11 +95,15 @@ def edit_command(
 
     Without --layer, --module or --strategy the editor edits where it edits by default (LocFT: relative depth
     0.14, layer 4 of 30 on the default model, mlp_down; MEND: the matrices its editor was trained for).
+
+    LocFT-BF keeps its training state in OUT.checkpoint (every checkpoint_every batches), so an interrupted run
+    continues with --resume; the folder is removed once the output is written.
     """
     import torch
 
     from editkit.datafiles import read_texts, shipped
     from editkit.editors import apply, get_entry, make_editor, reverted, save_edit
+    from editkit.editors.locft import has_checkpoint
     from editkit.errors import EditkitError
     from editkit.evaluate import EvalConfig, evaluate
     from editkit.evaluate.report import edit_report
@@ -92,6 +126,7 @@ def edit_command(
     trained = [f"editor={editor_dir}"] if editor_dir is not None else []
     cfg = cfg.with_overrides([*set_, *trained, f"seed={seed}"])
     editor = make_editor(method, cfg)
+    ckpt = prepare_checkpoint(out, method, bool(getattr(editor, "resumable", False)), resume=resume, overwrite=overwrite)
     own_location = layer is None and module is None and strategy is None
     where = parse_layer(layer) if layer else editor.default_layer
     module = module or editor.default_module
@@ -122,8 +157,14 @@ def edit_command(
     eval_cfg = EvalConfig(generation=generation, fluency=fluency)
     with stage_progress("evaluating before") as progress:
         before = evaluate(lm, tok, requests, config=eval_cfg, reference_texts=texts, progress=progress)
-    with stage_progress(f"{method} on {location.describe()}") as progress:
-        result = editor.compute(lm, tok, requests, location, progress=progress)
+    resuming = {"checkpoint_dir": ckpt, "resume": resume} if ckpt is not None else {}
+    try:
+        with stage_progress(f"{method} on {location.describe()}") as progress:
+            result = editor.compute(lm, tok, requests, location, progress=progress, **resuming)
+    except KeyboardInterrupt:
+        if ckpt is not None and has_checkpoint(ckpt):
+            err_console.print(f"the last checkpoint is in {ckpt}: continue with --resume", highlight=False)
+        raise
     apply(lm, result)
     with stage_progress("evaluating after") as progress:
         after = evaluate(
@@ -161,5 +202,7 @@ def edit_command(
             with stage_progress("saving the edited model"):
                 lm.save_pretrained(tmp / "model")
                 tok.save_pretrained(tmp / "model")
+    if ckpt is not None:
+        shutil.rmtree(ckpt, ignore_errors=True)  # the output is complete: nothing left to resume
     render_console(report, out_console)
     out_console.print(f"\nedit and report written to [bold]{out}[/]")

@@ -15,6 +15,15 @@ What editkit adds (see ../shared/specs/editing.md):
   optimizer steps (epochs are raised to reach them), reported in ``info``;
 - the hidden states entering the tuned block are computed once
   (:class:`~editkit.editors.prefix.PrefixCache`); nothing below is recomputed;
+- scale: requests may be any iterable (a :class:`~editkit.requests.RequestFile`
+  is read lazily, again when the preservation set needs them), each kept only as
+  token ids (:class:`~editkit.editors.hidden_store.TokenStore`); the cached states
+  go to a temporary file above ``cache_memory_mb``, so memory is bounded by the
+  batch, not by the request count (``bench/locft_scale_bench.py``);
+- resumable: with a checkpoint folder, LocFT-BF saves its state (free matrices,
+  Adam moments, generator states, position in the epoch) every
+  ``checkpoint_every`` batches and at the end, and ``resume=True`` continues to
+  the same deltas as an uninterrupted run (:mod:`.checkpoint`);
 - locality: the update can be confined to the null space of preserved keys
   (AlphaEdit): ``W = W0 + D @ U U^T`` with ``D`` free (:mod:`.nullspace`).
 
@@ -30,11 +39,13 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import json
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import nn
@@ -42,18 +53,32 @@ from torch import nn
 from editkit.arch import get_module, weight_is_transposed
 from editkit.batching import collate, encode_pairs, model_device
 from editkit.editors.augment import context_prefixes
+from editkit.editors.checkpoint import (
+    check_identity,
+    load_checkpoint,
+    optimizer_tensors,
+    restore_optimizer,
+    save_checkpoint,
+    tensor_digest,
+)
 from editkit.editors.config import EditorConfig
+from editkit.editors.hidden_store import TokenStore
 from editkit.editors.nullspace import NullSpace, collect_inputs, null_space_projector
 from editkit.editors.prefix import PrefixCache
 from editkit.editors.preservation import preservation_pairs, preservation_texts
 from editkit.editors.registry import Editor
 from editkit.editors.result import EditResult
-from editkit.errors import EditkitError
+from editkit.errors import EditkitError, InputError
 from editkit.lm import gathered_logits
 from editkit.localize.location import Location
 from editkit.requests import EditRequest
 
 Progress = Callable[[str, int, int], None]
+
+CHECKPOINT = "locft.safetensors"
+CHECKPOINT_FORMAT = "editkit-locft-checkpoint/1"
+#: options that change where or how often state is kept, not the result: a run may resume with others
+_STORAGE_OPTIONS = ("cache_memory_mb", "cache_dir", "checkpoint_every")
 
 
 def _help(text: str, default: Any) -> Any:
@@ -96,6 +121,21 @@ class LocFTConfig(EditorConfig):
         "templates; helps paraphrases, costs proportionally more per step)",
         0,
     )
+    cache_memory_mb: float = _help(
+        "memory (on the model's device) the cached hidden states may take; above it they go to a "
+        "temporary file read batch by batch (same results, memory bounded by the batch)",
+        1024.0,
+    )
+    cache_dir: str | None = _help(
+        "folder for that file (default: the checkpoint folder when there is one, else the system's "
+        "temporary folder; avoid a /tmp held in memory for very large runs)",
+        None,
+    )
+    checkpoint_every: int = _help(
+        "LocFT-BF with a checkpoint folder (editkit edit keeps one in OUT.checkpoint): save the "
+        "training state every this many batches, to continue with --resume",
+        100,
+    )
 
     def __post_init__(self) -> None:
         for name in ("lr", "null_threshold"):
@@ -105,7 +145,9 @@ class LocFTConfig(EditorConfig):
             raise ValueError("preserve_kl must be >= 0")
         if self.augment_prefixes < 0:
             raise ValueError("augment_prefixes must be >= 0")
-        for name in ("batch_size", "epochs", "max_epochs", "preserve_kl_batch"):
+        if self.cache_memory_mb < 0:
+            raise ValueError("cache_memory_mb must be >= 0")
+        for name in ("batch_size", "epochs", "max_epochs", "preserve_kl_batch", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
 
@@ -155,32 +197,75 @@ def _frozen(model: nn.Module) -> Iterator[None]:
         model.train(training)
 
 
-class _Tuner:
-    """Free deltas ``D`` for the location's tensors, and the loss of a set of requests."""
+def _encode_requests(
+    tok: Any, requests: Iterable[EditRequest], prefixes: Sequence[str], append_eos: bool, store: TokenStore, chunk: int = 256
+) -> int:
+    """Append every request's sequences (its prompt after each prefix) to ``store``; returns the request count."""
+    n = 0
+    part: list[EditRequest] = []
 
-    def __init__(self, model: nn.Module, tok: Any, requests: Sequence[EditRequest], location: Location, cfg: LocFTConfig) -> None:
+    def flush() -> None:
+        store.extend(
+            encode_pairs(
+                tok,
+                [p + r.prompt for r in part for p in prefixes],
+                [r.target_new for r in part for _ in prefixes],
+                append_eos=append_eos,
+            )
+        )
+        part.clear()
+
+    for request in requests:
+        part.append(request)
+        n += 1
+        if len(part) == chunk:
+            flush()
+    if part:
+        flush()
+    return n
+
+
+class _Tuner:
+    """Free deltas ``D`` for the location's tensors, and the loss of a set of requests.
+
+    Requests are read once to encode them (token ids only); the preservation set
+    reads them again, so a one-shot iterator is kept as a list when it is needed
+    (pass a re-iterable such as :class:`~editkit.requests.RequestFile` to avoid that).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        tok: Any,
+        requests: Iterable[EditRequest],
+        location: Location,
+        cfg: LocFTConfig,
+        *,
+        cache_dir: str | Path | None = None,
+    ) -> None:
         self.model, self.cfg = model, cfg
         self.params = location.parameters(model)
+        if isinstance(requests, Iterator) and (cfg.null_space or cfg.preserve_kl > 0):
+            requests = list(requests)  # the preservation set reads them again
         prefixes = [""] + [p + " " for p in context_prefixes(cfg.augment_prefixes, seed=cfg.seed)]
-        # variants[i]: the encoded sequences of request i (its prompt, then each prefixed copy)
-        self.variants = [[i * len(prefixes) + k for k in range(len(prefixes))] for i in range(len(requests))]
-        self.encoded = encode_pairs(
-            tok,
-            [p + r.prompt for r in requests for p in prefixes],
-            [r.target_new for r in requests for _ in prefixes],
-            append_eos=cfg.eos,
-        )
+        # request i is sequences i * n_variants + k of ``encoded`` (its prompt, then each prefixed copy)
+        self.n_variants = len(prefixes)
+        self.encoded = TokenStore()
+        self.n_requests = _encode_requests(tok, requests, prefixes, cfg.eos, self.encoded)
+        if self.n_requests == 0:
+            raise EditkitError("no requests to edit")
+        reread = cast(Sequence[EditRequest], requests)  # only iterated (again) below
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         # The KL term's sequences follow the requests' in ``encoded`` (one prefix cache for both).
         self.kl_seqs: list[int] = []
         self.kl_ref: list[torch.Tensor] = []
         self.kl_gen = torch.Generator().manual_seed(cfg.seed + 1)
         if cfg.preserve_kl > 0:
-            pairs = preservation_pairs(requests, per_template=cfg.preserve_per_template)
+            pairs = preservation_pairs(reread, per_template=cfg.preserve_per_template)
             if not pairs:
                 raise EditkitError("preserve_kl > 0 needs preserved prompts: raise preserve_per_template")
             first = len(self.encoded)
-            self.encoded += encode_pairs(tok, [p for p, _ in pairs], [a for _, a in pairs])
+            self.encoded.extend(encode_pairs(tok, [p for p, _ in pairs], [a for _, a in pairs]))
             self.kl_seqs = list(range(first, len(self.encoded)))
             with _frozen(model):
                 self.kl_ref = self._reference_logprobs(model)
@@ -189,7 +274,7 @@ class _Tuner:
         self.transposed = {n: weight_is_transposed(model, n) for n in self.params}
         if cfg.null_space:
             texts = preservation_texts(
-                requests,
+                reread,
                 per_template=cfg.preserve_per_template,
                 general=cfg.preserve_general,
                 user_file=cfg.preserve_file,
@@ -207,10 +292,32 @@ class _Tuner:
         self.proj = {n: s.projector.to(device) for n, s in self.spaces.items()}
         layers = location.layers
         self.prefix = (
-            PrefixCache.build(model, self.encoded, layer=min(layers), pad_id=self.pad_id)
+            PrefixCache.build(
+                model, self.encoded, layer=min(layers), pad_id=self.pad_id,
+                memory_budget=int(cfg.cache_memory_mb * 2**20), directory=cfg.cache_dir or cache_dir,
+            )
             if cfg.cache_prefix and layers
             else None
         )
+
+    def variants(self, i: int) -> range:
+        """Indices in ``encoded`` of request ``i``'s sequences."""
+        return range(i * self.n_variants, (i + 1) * self.n_variants)
+
+    def identity(self) -> dict[str, Any]:
+        """What a checkpoint of this run must match to be resumed."""
+        options = {k: v for k, v in self.cfg.to_dict().items() if k not in _STORAGE_OPTIONS}
+        return {
+            "config": json.loads(json.dumps(options)),
+            "requests": {"n": self.n_requests, "tokens": self.encoded.fingerprint()},
+            "weights": tensor_digest(self.w0),
+            "null_space": tensor_digest({n: p for n, p in self.proj.items()}),
+        }
+
+    def close(self) -> None:
+        """Release the prefix cache (and its file, if it went to disk)."""
+        if self.prefix is not None:
+            self.prefix.close()
 
     @torch.no_grad()
     def _reference_logprobs(self, model: nn.Module, batch_size: int = 32) -> list[torch.Tensor]:
@@ -249,7 +356,7 @@ class _Tuner:
 
     def loss(self, requests: Sequence[int]) -> torch.Tensor:
         """Mean over the batch (requests and their prefixed copies) of each sequence's mean target-token NLL."""
-        idx = [j for i in requests for j in self.variants[i]]
+        idx = [j for i in requests for j in self.variants(i)]
         batch, logits = self._target_logits(idx, self.weights())
         return batch.mean_nll_of_target_logits(logits).mean()
 
@@ -282,7 +389,10 @@ def _info(tuner: _Tuner) -> dict[str, Any]:
     return {
         "null_space": {n: s.describe() for n, s in tuner.spaces.items()},
         "prefix_cached_at_layer": tuner.prefix.layer if tuner.prefix else None,
-        "n_requests": len(tuner.variants),
+        "prefix_cache": (
+            {"storage": tuner.prefix.storage, "mb": tuner.prefix.states.nbytes / 2**20} if tuner.prefix else None
+        ),
+        "n_requests": tuner.n_requests,
         "n_sequences": len(tuner.encoded) - len(tuner.kl_seqs),
         "kl_preserved_prompts": len(tuner.kl_seqs),
     }
@@ -296,27 +406,51 @@ class _LocalizedFinetune(Editor[Any]):
     #: (README, "Which layer to tune"; bench/locft_layers.py)
     default_layer = 0.14
 
+    #: whether :meth:`compute` can checkpoint and resume (``checkpoint_dir``, ``resume``)
+    resumable: ClassVar[bool] = False
+
     def compute(
         self,
         model: Any,
         tok: Any,
-        requests: Sequence[EditRequest],
+        requests: Iterable[EditRequest],
         location: Location,
         *,
         progress: Progress | None = None,
+        checkpoint_dir: str | Path | None = None,
+        resume: bool = False,
     ) -> EditResult:
-        if not requests:
+        """Tune the location's parameters on ``requests`` (a sequence, a re-iterable, or an iterator).
+
+        Args:
+            progress: ``progress(stage, done, total)`` after every batch (LocFT-BF) or request (FT-DF).
+            checkpoint_dir: a folder for the training state (LocFT-BF: written every
+                ``checkpoint_every`` batches and at the end; the caller deletes it once the
+                result is safe). It also holds the cached states' file when they go to disk.
+            resume: continue from the checkpoint in ``checkpoint_dir`` (same model, requests
+                and options, except the ones that only say where state is kept).
+        """
+        if isinstance(requests, Sized) and len(requests) == 0:
             raise EditkitError("no requests to edit")
+        folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        if resume and not self.resumable:
+            raise EditkitError(f"{self.name} does not checkpoint, so it cannot resume: run it again from the start")
+        if resume and (folder is None or not has_checkpoint(folder)):
+            raise InputError(f"no {self.name} checkpoint to resume from in {folder}: run without resume")
         t0 = time.perf_counter()
-        tuner = _Tuner(model, tok, requests, location, self.config)
-        t_setup = time.perf_counter() - t0
-        opt = torch.optim.Adam(list(tuner.d.values()), lr=self.config.lr)
-        t1 = time.perf_counter()
-        with tuner.session():
-            log, schedule = self._train(tuner, opt, len(requests), progress)
+        tuner = _Tuner(model, tok, requests, location, self.config, cache_dir=folder)
+        try:
+            t_setup = time.perf_counter() - t0
+            opt = torch.optim.Adam(list(tuner.d.values()), lr=self.config.lr)
+            t1 = time.perf_counter()
+            with tuner.session():
+                log, schedule = self._train(tuner, opt, progress, folder if self.resumable else None, resume)
+            deltas = tuner.deltas()
+        finally:
+            tuner.close()
         return EditResult(
             method=self.name,
-            deltas=tuner.deltas(),
+            deltas=deltas,
             location=location,
             config=self.config.to_dict(),
             timings={"setup": t_setup, "train": time.perf_counter() - t1},
@@ -326,63 +460,141 @@ class _LocalizedFinetune(Editor[Any]):
 
     @abc.abstractmethod
     def _train(
-        self, tuner: _Tuner, opt: torch.optim.Optimizer, n: int, progress: Progress | None
+        self, tuner: _Tuner, opt: torch.optim.Optimizer, progress: Progress | None, folder: Path | None, resume: bool
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """Run the optimizer steps in this method's order; return the log and the schedule run."""
+
+
+def has_checkpoint(folder: str | Path) -> bool:
+    """Whether ``folder`` holds a LocFT-BF training checkpoint."""
+    return (Path(folder) / CHECKPOINT).is_file()
+
+
+@dataclass
+class _Position:
+    """Where a breadth-first run is: what a checkpoint saves besides the tensors."""
+
+    epoch: int = 0  # the current epoch (0-based)
+    start: int = 0  # position in this epoch's order of the next batch
+    losses: list[float] = field(default_factory=list)  # this epoch's batch losses x batch size, so far
+    epoch_rng: torch.Tensor | None = None  # the order generator's state before this epoch's permutation
+    batches: int = 0
+    steps: int = 0
+    skipped: int = 0
+    log: list[dict[str, Any]] = field(default_factory=list)
+    stopped_early: bool = False
+    done: bool = False
+
+    def state(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "epoch_rng"}
 
 
 class LocFTBF(_LocalizedFinetune):
     """Breadth-first localized fine-tuning: epochs over all requests, one tuned module."""
 
+    resumable = True
+
     def _train(
-        self, tuner: _Tuner, opt: torch.optim.Optimizer, n: int, progress: Progress | None
+        self, tuner: _Tuner, opt: torch.optim.Optimizer, progress: Progress | None, folder: Path | None, resume: bool
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         cfg = self.config
+        n = tuner.n_requests
         steps_per_epoch = math.ceil(n / cfg.batch_size)
         epochs = min(cfg.max_epochs, max(cfg.epochs, math.ceil(cfg.min_steps / steps_per_epoch)))
+        total = epochs * steps_per_epoch
         gen = torch.Generator().manual_seed(cfg.seed)
-        log: list[dict[str, Any]] = []
-        steps = skipped = 0
-        stopped_early = False
-        for epoch in range(epochs):
-            order = torch.randperm(n, generator=gen).tolist()
-            losses = []
-            for start in range(0, n, cfg.batch_size):
-                idx = order[start : start + cfg.batch_size]
+        pos = _restore(folder, tuner, opt) if resume and folder is not None else _Position()
+        resumed = {"epoch": pos.epoch + 1, "batch": pos.batches} if resume else None
+        saved = 0
+
+        def checkpoint() -> None:
+            nonlocal saved
+            if folder is not None:
+                _save(folder, tuner, opt, pos)
+                saved += 1
+
+        for epoch in range(pos.epoch, epochs if not pos.done else pos.epoch):
+            if pos.epoch_rng is None:  # a new epoch
+                pos.epoch_rng = gen.get_state()
+            else:  # resumed inside this epoch: the same permutation again
+                gen.set_state(pos.epoch_rng)
+            order = torch.randperm(n, generator=gen)
+            for start in range(pos.start, n, cfg.batch_size):
+                idx = order[start : start + cfg.batch_size].tolist()
                 loss = tuner.loss(idx)
-                losses.append(loss.item() * len(idx))
+                pos.losses.append(loss.item() * len(idx))
                 if loss.item() < cfg.skip_loss:
-                    skipped += 1
-                    continue
-                opt.zero_grad(set_to_none=True)
-                tuner.objective(loss).backward()
-                opt.step()
-                steps += 1
-            mean_loss = sum(losses) / n
-            log.append({"epoch": epoch + 1, "mean_loss": mean_loss, "steps": steps, "skipped": skipped})
+                    pos.skipped += 1
+                else:
+                    opt.zero_grad(set_to_none=True)
+                    tuner.objective(loss).backward()
+                    opt.step()
+                    pos.steps += 1
+                pos.batches += 1
+                pos.start = start + cfg.batch_size
+                if pos.batches % cfg.checkpoint_every == 0:
+                    checkpoint()
+                if progress:
+                    progress(f"epoch {epoch + 1}/{epochs}", pos.batches, total)
+            mean_loss = sum(pos.losses) / n
+            pos.log.append({"epoch": epoch + 1, "mean_loss": mean_loss, "steps": pos.steps, "skipped": pos.skipped})
             if progress:
-                progress(f"epoch {epoch + 1} loss {mean_loss:.4f}", epoch + 1, epochs)
+                progress(f"epoch {epoch + 1} loss {mean_loss:.4f}", pos.batches, total)
+            pos.epoch, pos.start, pos.losses, pos.epoch_rng = epoch + 1, 0, [], None
             if mean_loss < cfg.stop_loss:
-                stopped_early = True
+                pos.stopped_early = True
                 break
-        return log, {
+        if not pos.done:
+            pos.done = True
+            checkpoint()  # a rerun after a later failure (evaluating, saving) skips the training
+        return pos.log, {
             "epochs_planned": epochs,
-            "epochs_run": len(log),
+            "epochs_run": len(pos.log),
             "steps_per_epoch": steps_per_epoch,
-            "optimizer_steps": steps,
-            "skipped_batches": skipped,
-            "stopped_early": stopped_early,
+            "optimizer_steps": pos.steps,
+            "skipped_batches": pos.skipped,
+            "stopped_early": pos.stopped_early,
             "raised_for_min_steps": epochs > cfg.epochs,
+            "resumed_from": resumed,
+            "checkpoints_written": saved,
         }
+
+
+def _save(folder: Path, tuner: _Tuner, opt: torch.optim.Optimizer, pos: _Position) -> None:
+    tensors = {f"d.{n}": d for n, d in tuner.d.items()}
+    tensors.update(optimizer_tensors(opt, tuner.d))
+    tensors["rng.kl"] = tuner.kl_gen.get_state()
+    if pos.epoch_rng is not None:
+        tensors["rng.order"] = pos.epoch_rng
+    folder.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(folder / CHECKPOINT, CHECKPOINT_FORMAT, tensors, {"identity": tuner.identity(), **pos.state()})
+
+
+def _restore(folder: Path, tuner: _Tuner, opt: torch.optim.Optimizer) -> _Position:
+    path = folder / CHECKPOINT
+    tensors, state = load_checkpoint(path, CHECKPOINT_FORMAT, what="LocFT-BF checkpoint")
+    labels = {"config": "options", "requests": "requests", "weights": "model weights", "null_space": "preservation set"}
+    check_identity(state.get("identity", {}), tuner.identity(), path, labels)
+    missing = [n for n in tuner.d if f"d.{n}" not in tensors]
+    if missing or "rng.kl" not in tensors:
+        raise InputError(f"{path}: the LocFT-BF checkpoint lacks {', '.join(missing) or 'rng.kl'}; delete it to start over")
+    with torch.no_grad():
+        for name, d in tuner.d.items():
+            d.copy_(tensors[f"d.{name}"])
+    restore_optimizer(opt, tuner.d, tensors)
+    tuner.kl_gen.set_state(tensors["rng.kl"])
+    fields = {k: state[k] for k in _Position().state() if k in state}
+    return _Position(**fields, epoch_rng=tensors.get("rng.order"))
 
 
 class FTDF(_LocalizedFinetune):
     """Depth-first fine-tuning: one request at a time, each to convergence, sequentially."""
 
     def _train(
-        self, tuner: _Tuner, opt: torch.optim.Optimizer, n: int, progress: Progress | None
+        self, tuner: _Tuner, opt: torch.optim.Optimizer, progress: Progress | None, folder: Path | None, resume: bool
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         cfg = self.config
+        n = tuner.n_requests
         log: list[dict[str, Any]] = []
         total = 0
         for i in range(n):

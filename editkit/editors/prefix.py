@@ -13,6 +13,11 @@ still built by the model itself (cheap), so this works for any architecture
 in :mod:`editkit.arch` without re-implementing its forward. A test checks the
 logits equal a full forward.
 
+The states are kept flat in a :class:`~editkit.editors.hidden_store.HiddenStore`:
+in memory on the model's device, or, above ``memory_budget`` bytes, in a
+temporary file from which each batch reads only its own rows (so memory is
+bounded by the batch, not by the number of sequences).
+
 >>> cache = PrefixCache.build(model, encoded, layer=20, pad_id=tok.pad_token_id)  # doctest: +SKIP
 >>> with cache.active(model):                                                   # doctest: +SKIP
 ...     logits = cache.forward(model, [0, 3, 5])                                # doctest: +SKIP
@@ -23,13 +28,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
 import torch
 from torch import nn
 
 from editkit.arch import get_arch, get_module, num_layers
 from editkit.batching import Batch, Encoded, chunks, collate, model_device
+from editkit.editors.hidden_store import HiddenStore, TokenStore, sequence_lengths
 
 
 class _PassThrough(nn.Module):
@@ -52,11 +60,11 @@ def _substitute(args: tuple[Any, ...], kwargs: dict[str, Any], hidden: torch.Ten
 
 @dataclass
 class PrefixCache:
-    """Per-sequence hidden states entering block ``layer`` (``[T_i, d]`` each, fp32 on the model device)."""
+    """Per-sequence hidden states entering block ``layer`` (``[T_i, d]`` each, fp32; see :class:`HiddenStore`)."""
 
     layer: int
-    encoded: list[Encoded]
-    states: list[torch.Tensor]
+    encoded: Sequence[Encoded]
+    states: HiddenStore
     pad_id: int
     block_returns_tuple: bool
     _current: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
@@ -71,12 +79,23 @@ class PrefixCache:
         layer: int,
         pad_id: int,
         batch_size: int = 64,
+        memory_budget: int | None = None,
+        directory: str | Path | None = None,
     ) -> PrefixCache:
-        """Run the model once over ``encoded`` and keep the inputs of block ``layer``."""
+        """Run the model once over ``encoded`` and keep the inputs of block ``layer``.
+
+        Args:
+            memory_budget: bytes the states may take in memory (on the model's device);
+                above it they go to a temporary file. None: always in memory.
+            directory: where that file is created (None: the system's temporary folder).
+        """
         blocks = cast(nn.ModuleList, get_module(model, get_arch(model).layers))
         target = blocks[layer]
         device = model_device(model)
-        states: list[torch.Tensor | None] = [None] * len(encoded)
+        encoded = encoded if isinstance(encoded, TokenStore) else list(encoded)
+        lengths = sequence_lengths(encoded)
+        starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        store: HiddenStore | None = None
         grabbed: dict[str, Any] = {}
 
         def grab(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -90,29 +109,46 @@ class PrefixCache:
         h1 = target.register_forward_pre_hook(grab, with_kwargs=True)
         h2 = first.register_forward_hook(kind) if layer > 0 else None
         try:
-            order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].ids))
+            order = np.argsort(lengths, kind="stable").tolist()  # shortest first: little padding
             for idx in chunks(order, batch_size):
                 batch = collate([encoded[i] for i in idx], pad_id=pad_id, padding_side="right").to(device)
                 with contextlib.suppress(_Stop):
                     model(**batch.model_inputs(), use_cache=False)
                 h = grabbed["h"]
+                if store is None:
+                    store = HiddenStore.allocate(
+                        starts, h.shape[-1], device=device, budget_bytes=memory_budget, directory=directory
+                    )
+                if store.storage == "disk":
+                    h = h.float().cpu()  # one copy off the device per batch
                 for row, i in enumerate(idx):
-                    states[i] = h[row, : len(encoded[i].ids)].float().clone()
+                    store.write(i, h[row, : int(lengths[i])].float())
             returns_tuple = bool(grabbed.get("tuple", False))  # only matters when layer > 0
+        except BaseException:
+            if store is not None:
+                store.close()
+            raise
         finally:
             h1.remove()
             if h2 is not None:
                 h2.remove()
-        return cls(layer, list(encoded), [s for s in states if s is not None], pad_id, returns_tuple)
+        if store is None:  # no sequences
+            store = HiddenStore.allocate(starts, 0, device=device)
+        return cls(layer, encoded, store, pad_id, returns_tuple)
 
     def batch(self, idx: Sequence[int]) -> tuple[Batch, torch.Tensor]:
         """The right-padded batch of sequences ``idx`` and their cached states ``[B, T, d]``."""
         batch = collate([self.encoded[i] for i in idx], pad_id=self.pad_id, padding_side="right")
-        width = batch.input_ids.shape[1]
-        states = self.states[idx[0]].new_zeros((len(idx), width, self.states[idx[0]].shape[-1]))
-        for row, i in enumerate(idx):
-            states[row, : self.states[i].shape[0]] = self.states[i]
-        return batch, states
+        return batch, self.states.gather(idx, batch.input_ids.shape[1])
+
+    @property
+    def storage(self) -> str:
+        """Where the states are: ``"ram"`` or ``"disk"``."""
+        return self.states.storage
+
+    def close(self) -> None:
+        """Release the states (and delete their file, if any)."""
+        self.states.close()
 
     @contextlib.contextmanager
     def active(self, model: nn.Module) -> Iterator[None]:

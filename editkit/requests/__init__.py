@@ -4,7 +4,9 @@ Three record formats are read, detected per record: editkit's canonical flat
 schema, CounterFact (ROME/MEMIT) and ZsRE (MEND/EasyEdit). Files are ``.jsonl``
 (streamed line by line), ``.json`` (an array of records or one record),
 ``.parquet``/``.arrow``, or a directory saved by ``datasets``. Every malformed
-record is reported as ``file:line: field: problem``.
+record is reported as ``file:line: field: problem``. :class:`RequestFile` reads
+a file lazily, again on every pass (for editors that need two passes over
+100,000 requests without holding them).
 
 >>> from editkit.requests import EditRequest, load_requests, save_requests
 >>> r = EditRequest("The capital of France is", "Rome", subject="France", target_true="Paris")
@@ -23,7 +25,7 @@ from editkit.requests.canonical import (
 )
 from editkit.requests.dataset import request_features, requests_dataset
 from editkit.requests.formats import FORMATS, RecordFormat, detect_format, register_format
-from editkit.requests.io import iter_requests, load_requests, save_requests
+from editkit.requests.io import RequestFile, iter_requests, load_requests, save_requests
 from editkit.requests.schema import EditRequest, Neighbor
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "EditRequest",
     "Neighbor",
     "RecordFormat",
+    "RequestFile",
     "as_examples",
     "detect_format",
     "iter_requests",

@@ -28,6 +28,7 @@ from editkit.requests.schema import EditRequest, RecordError, json_kind
 
 __all__ = [
     "MAX_SHOWN",
+    "RequestFile",
     "iter_requests",
     "iter_valid",
     "load_requests",
@@ -360,6 +361,32 @@ def iter_requests(
     fmt = get_format(format)
     _check_limit(limit)
     return _iter_checked(source, fmt, limit)
+
+
+class RequestFile:
+    """A request file read lazily, as many times as needed: each iteration streams it again.
+
+    For editors that read their requests more than once (LocFT-BF encodes them,
+    then builds its preservation set from their templates) without holding them
+    all: memory stays constant however large the file. The path, format and
+    limit are checked at once; records are parsed on each pass, and the first
+    malformed one raises (as :func:`iter_requests`).
+
+    >>> requests = RequestFile("edits.jsonl")                         # doctest: +SKIP
+    >>> result = make_editor("locft-bf").compute(model, tok, requests, location)  # doctest: +SKIP
+    """
+
+    def __init__(self, path: PathLike, *, format: str = "auto", limit: int | None = None) -> None:
+        _Source(path)
+        get_format(format)
+        _check_limit(limit)
+        self.path, self.format, self.limit = path, format, limit
+
+    def __iter__(self) -> Iterator[EditRequest]:
+        return iter_requests(self.path, format=self.format, limit=self.limit)
+
+    def __repr__(self) -> str:
+        return f"RequestFile({os.fspath(self.path)!r}, format={self.format!r}, limit={self.limit!r})"
 
 
 def _iter_checked(
