@@ -41,7 +41,7 @@ from editkit.errors import InputError
 
 if TYPE_CHECKING:
     from audit.cge.pair import ContrastPair
-    from audit.tuco.pair import DeltaPair
+    from audit.tuco.pair import TunedPair
     from editkit.report import ModelInfo
     from editkit.requests import EditRequest
 
@@ -169,16 +169,20 @@ class ParamDelta:
 
 
 def _deltas_of_module(base: nn.Module, tuned: nn.Module) -> dict[str, torch.Tensor]:
-    """``W_tuned - W_base`` (fp32) of every parameter that differs between two whole models."""
+    """``W_tuned - W_base`` (fp32) of every parameter that differs between two whole models.
+
+    Either model may be spread by a device map (offloaded weights are read where they are stored).
+    """
     from audit.tuco.pair import check_same_architecture
+    from editkit.placement import param_value
 
     check_same_architecture(base, tuned)
-    theirs = dict(tuned.named_parameters())
     out = {}
-    for name, p in base.named_parameters():
-        q = theirs[name].detach().to(device=p.device)
-        if not torch.equal(p.detach(), q):
-            out[name] = q.float() - p.detach().float()
+    for name, _ in base.named_parameters():
+        p = param_value(base, name)
+        q = param_value(tuned, name).to(device=p.device)
+        if not torch.equal(p, q):
+            out[name] = q.float() - p.float()
     return out
 
 
@@ -240,6 +244,7 @@ class AuditContext:
         reference: str | Path | Sequence[str] | None = "default",
         device: str = "cpu",
         dtype: str = "float32",
+        device_map: str | dict[str, Any] | None = None,
         seed: int = 0,
         allow_pickle: bool = False,
         progress: Progress | None = None,
@@ -258,6 +263,8 @@ class AuditContext:
                 None: :func:`shipped_prompt_sets`.
             reference: see :func:`reference_texts`.
             device, dtype: where and how a spec is loaded.
+            device_map: spread a spec over devices instead (``"auto"``, ...; see
+                :func:`editkit.placement.parse_device_map`); every analysis runs on it.
             seed: the seed of sampling analyses.
             allow_pickle: let :func:`~editkit.models.load_model` read a base model's
                 pickle-based weights (only for files you trust); tuned weights are
@@ -276,8 +283,8 @@ class AuditContext:
                 raise InputError("audit: pass the tokenizer (tok=...) with a loaded base model")
             model, base_spec = base, getattr(getattr(base, "config", None), "name_or_path", "") or "base"
         else:
-            model, loaded_tok = load_model(base, dtype=dtype, device=device, allow_pickle=allow_pickle,
-                                           progress=progress)
+            model, loaded_tok = load_model(base, dtype=dtype, device=device, device_map=device_map,
+                                           allow_pickle=allow_pickle, progress=progress)
             tok = tok if tok is not None else loaded_tok
             base_spec = base
         weights = tuned_weights(model, tuned)
@@ -322,15 +329,17 @@ class AuditContext:
             self._memo[key] = compute()
         return self._memo[key]  # type: ignore[no-any-return]
 
-    def pair(self) -> DeltaPair:
+    def pair(self) -> TunedPair:
         """The tuned model as the base model with its changed tensors swapped in, and its base blocks.
 
         A :class:`audit.tuco.pair.DeltaPair` (for every kind of tuned weights,
-        a LoRA adapter included: merged once, ``W0 + B A * scaling`` in fp32).
+        a LoRA adapter included: merged once, ``W0 + B A * scaling`` in fp32);
+        an :class:`audit.tuco.offloaded.OffloadedDeltaPair` when a device map
+        offloads some of the tuned parameters.
         """
-        from audit.tuco.pair import DeltaPair
+        from audit.tuco.offloaded import delta_pair
 
-        return self.memo("pair", lambda: DeltaPair(self.base, self.weights))
+        return self.memo("pair", lambda: delta_pair(self.base, self.weights))
 
     @contextlib.contextmanager
     def tuned(self) -> Iterator[nn.Module]:
@@ -354,7 +363,9 @@ class AuditContext:
         """A second model holding the tuned weights, for APIs that run base and tuned side by side.
 
         Costs one more copy of the model (the other analyses share :meth:`pair`
-        instead); built once, on first use.
+        instead); built once, on first use. Under a device map the copy keeps
+        the base model's placement; its offloaded parameters stay offloaded (the
+        copy's hooks load the tuned values, kept on the CPU).
         """
 
         def build() -> nn.Module:
@@ -362,12 +373,19 @@ class AuditContext:
 
             from audit.cge.pair import tuned_overrides
             from audit.tuned.base import param_table
+            from editkit.placement import is_offloaded, set_offloaded_values
 
             model = copy.deepcopy(self.base)
             params = param_table(model)
+            offloaded = {}
             with torch.no_grad():
                 for name, value in tuned_overrides(self.base, self.weights).items():
-                    params[name].copy_(value)
+                    if is_offloaded(model, name):
+                        offloaded[name] = value.to("cpu")
+                    else:
+                        params[name].copy_(value)
+            if offloaded:  # for the copy's lifetime: its hooks are its own
+                set_offloaded_values(model, offloaded)
             return model.eval()
 
         return self.memo("tuned copy", build)

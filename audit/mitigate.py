@@ -203,17 +203,23 @@ def applied_weights(model: nn.Module, tuned: TunedWeights) -> Iterator[nn.Module
     Uses editkit's exact apply/revert, so the model is bit for bit unchanged
     afterwards. Memory: every delta in fp32 plus a copy of each changed tensor.
     A parameter tied to another (``lm_head`` and the embeddings) is one tensor:
-    changing one changes both.
+    changing one changes both. Parameters a device map offloads are not
+    written to: their hooks load ``W0 + dW`` instead inside the block
+    (:func:`editkit.placement.offloaded_values`; ``save_pretrained`` reads them there too).
     """
     from editkit.editors.result import EditResult, applied
     from editkit.localize.location import Location, Site
+    from editkit.placement import is_offloaded, offloaded_values
 
     deltas = {name: tuned.delta(name) for name in tuned}
-    if not deltas:
-        yield model
-        return
-    location = Location(tuple(Site(name) for name in deltas), strategy=tuned.kind or "tuned")
-    with applied(model, EditResult(METHOD, deltas, location, {})):
+    offloaded = {name: (tuned.base_weight(name) + deltas.pop(name)).to("cpu")
+                 for name in list(deltas) if is_offloaded(model, name)}
+    with contextlib.ExitStack() as stack:
+        if deltas:
+            location = Location(tuple(Site(name) for name in deltas), strategy=tuned.kind or "tuned")
+            stack.enter_context(applied(model, EditResult(METHOD, deltas, location, {})))
+        if offloaded:
+            stack.enter_context(offloaded_values(model, offloaded))
         yield model
 
 

@@ -246,9 +246,19 @@ def length_sorted(encoded: Sequence[Encoded]) -> list[int]:
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
-    """The device of the model's input embeddings (where inputs must go)."""
+    """Where inputs must go: the device the input embeddings compute on.
+
+    With a device map (accelerate) that is the embedding's execution device,
+    also when its weights are offloaded (:func:`editkit.placement.module_device`).
+    """
+    from editkit.placement import execution_device, module_device
+
     get_emb = getattr(model, "get_input_embeddings", None)
     emb = get_emb() if callable(get_emb) else None
     if emb is not None:
-        return torch.device(emb.weight.device)
-    return next(model.parameters()).device
+        found = execution_device(emb) or execution_device(model)
+        if found is not None:
+            return found
+        if emb.weight.device.type != "meta":
+            return torch.device(emb.weight.device)
+    return module_device(model)

@@ -292,22 +292,28 @@ class ActivationProbe(CalibratedProbe):
     # --- fitting and prediction on a model ---------------------------------------
 
     def collect(self, model: Any, tok: Any, prompts: Sequence[str], responses: Sequence[str] | None = None,
-                *, layers: Sequence[int] | None = None, progress: Progress | None = None) -> Activations:
-        """The features this probe reads (prompt-only: responses are ignored)."""
+                *, layers: Sequence[int] | None = None, remote: bool | str = False,
+                progress: Progress | None = None) -> Activations:
+        """The features this probe reads (prompt-only: responses are ignored).
+
+        ``remote``: collect them on NDIF, ``model`` being nnsight's ``LanguageModel(repo_id)``
+        of a hosted checkpoint (:func:`probes.activations.collect_activations`).
+        """
         cfg = self.config
         if not cfg.prompt_only and responses is None:
             raise InputError("activation probe: this probe reads responses (prompt_only=False); pass them")
         return collect_activations(
             model, tok, prompts, responses=None if cfg.prompt_only else responses, layers=layers,
             positions=cfg.position_rule, chat=cfg.chat, system_prompt=cfg.system_prompt, batch_size=cfg.batch_size,
-            max_response_tokens=cfg.max_response_tokens, impl=cfg.impl, progress=progress,
+            max_response_tokens=cfg.max_response_tokens, impl=cfg.impl, remote=remote, progress=progress,
         )
 
     def fit(self, model: Any, tok: Any, prompts: Sequence[str], y: Sequence[int] | np.ndarray,
             responses: Sequence[str] | None = None, groups: Sequence[Any] | None = None,
-            progress: Progress | None = None) -> ActivationProbe:
+            progress: Progress | None = None, *, remote: bool | str = False) -> ActivationProbe:
         """Collect features at the candidate layers and fit (see :meth:`fit_features`)."""
-        acts = self.collect(model, tok, prompts, responses, layers=self.config.layers, progress=progress)
+        acts = self.collect(model, tok, prompts, responses, layers=self.config.layers, remote=remote,
+                            progress=progress)
         self.model_info = model_summary(model)
         return self.fit_features(acts, y, groups)
 
@@ -326,17 +332,17 @@ class ActivationProbe(CalibratedProbe):
         return self.calibrated(self.score_features(X))
 
     def decision_function(self, model: Any, tok: Any, prompts: Sequence[str], responses: Sequence[str] | None = None,
-                          progress: Progress | None = None) -> np.ndarray:
-        """Scores ``[n]`` (collects the probe's layer only)."""
+                          progress: Progress | None = None, *, remote: bool | str = False) -> np.ndarray:
+        """Scores ``[n]`` (collects the probe's layer only; ``remote``: on NDIF, see :meth:`collect`)."""
         layer, _ = self._require()
         self._check_model(model)
-        acts = self.collect(model, tok, prompts, responses, layers=[layer], progress=progress)
+        acts = self.collect(model, tok, prompts, responses, layers=[layer], remote=remote, progress=progress)
         return self.score_features(acts.hidden.mean(dim=2)[:, 0])
 
     def predict_proba(self, model: Any, tok: Any, prompts: Sequence[str], responses: Sequence[str] | None = None,
-                      progress: Progress | None = None) -> np.ndarray:
+                      progress: Progress | None = None, *, remote: bool | str = False) -> np.ndarray:
         """Calibrated probability of the positive class ``[n]``."""
-        return self.calibrated(self.decision_function(model, tok, prompts, responses, progress))
+        return self.calibrated(self.decision_function(model, tok, prompts, responses, progress, remote=remote))
 
     def predict(self, model: Any, tok: Any, prompts: Sequence[str], responses: Sequence[str] | None = None) -> np.ndarray:
         """1 where the calibrated probability reaches :attr:`threshold`."""

@@ -20,6 +20,13 @@ Batches are right-padded with an explicit attention mask and position ids
 Both implementations read the same tensors; ``"nnsight"`` (``NNsight(model)``,
 nnsight 0.8) is the default, ``"hooks"`` the reference.
 
+A model spread by a device map works as it is (inputs go to the embedding's
+device; offloaded weights are loaded by accelerate's hooks). A model hosted on
+NDIF runs remotely: pass nnsight's wrapper of it (``LanguageModel(repo_id)``)
+and ``remote=True``; every forward is then an NDIF request and only the
+collected ``[batch, positions, hidden]`` slices come back (see the README,
+"Models larger than one device").
+
 >>> acts = collect_activations(model, tok, ["How do I bake bread?"], layers=[0, 10])   # doctest: +SKIP
 >>> acts.hidden.shape       # [n, layers, positions, hidden]                           # doctest: +SKIP
 torch.Size([1, 2, 1, 576])
@@ -74,8 +81,22 @@ class Activations:
         return self.hidden[:, self.layers.index(layer), position]
 
 
+def nnsight_envoy(model: Any) -> Any:
+    """``model`` itself when it is an nnsight model (``LanguageModel``, ``NNsight``...), else None."""
+    import sys
+
+    if "nnsight" not in sys.modules:  # nothing can be an nnsight model before nnsight is imported
+        return None
+    from nnsight.intervention.envoy import Envoy
+
+    return model if isinstance(model, Envoy) else None
+
+
 def unwrap(model: Any) -> nn.Module:
-    """The transformers model inside a peft wrapper (its LoRA layers stay active), else the model itself."""
+    """The transformers model inside a peft or nnsight wrapper (LoRA layers stay active), else the model itself."""
+    envoy = nnsight_envoy(model)
+    if envoy is not None:
+        model = envoy._module
     get_base = getattr(model, "get_base_model", None)
     return get_base() if callable(get_base) else model
 
@@ -180,13 +201,14 @@ def _envoy(root: Any, path: str) -> Any:
 
 
 def _run_nnsight(model: nn.Module, inputs: dict[str, Any], layers: Sequence[int], index: torch.Tensor,
-                 weight: torch.Tensor | None, traced: Any) -> list[torch.Tensor]:
+                 weight: torch.Tensor | None, traced: Any, remote: bool | str = False) -> list[torch.Tensor]:
     from nnsight import save
 
     n = num_layers(model)
     paths = {layer: module_path(model, min(layer, n - 1), "block") for layer in layers}
     saved: list[Any] = []
-    with traced.trace(**inputs) as tracer:
+    where = {"remote": remote} if remote else {}  # only nnsight's hosted-model wrappers take the keyword
+    with traced.trace(**inputs, **where) as tracer:
         for layer in layers:  # forward order: block inputs ascending, the last output at the end
             envoy = _envoy(traced, paths[layer])
             if layer < n:
@@ -241,12 +263,15 @@ def collect_activations(
     batch_size: int = 8,
     max_response_tokens: int = 64,
     impl: str = "nnsight",
+    remote: bool | str = False,
     progress: Progress | None = None,
 ) -> Activations:
     """Hidden states of ``prompts`` (optionally followed by ``responses``, teacher-forced).
 
     Args:
-        model: a causal LM (a peft model is unwrapped, its adapters active).
+        model: a causal LM (a peft model is unwrapped, its adapters active; a
+            device-mapped model is used as it is), or an nnsight model
+            (``LanguageModel``...), traced as it is.
         tok: its tokenizer.
         prompts: instructions (chat-templated when the tokenizer has a template, or per ``chat``).
         responses: optional responses appended after the assistant header.
@@ -255,10 +280,17 @@ def collect_activations(
         batch_size: prompts per forward.
         max_response_tokens: response tokens kept.
         impl: ``"nnsight"`` or ``"hooks"``.
+        remote: run each forward on NDIF (passed to nnsight's ``.trace(..., remote=...)``;
+            ``"local"`` simulates a remote run in this process). ``model`` must then be
+            nnsight's wrapper of a hosted checkpoint, e.g. ``LanguageModel(repo_id)``.
         progress: ``callback(stage, done, total)``.
 
     Raises:
-        InputError: a bad option, a layer out of range, no prompts.
+        InputError: a bad option, a layer out of range, no prompts, ``remote`` without a hostable nnsight model.
+
+    >>> from nnsight import LanguageModel                                           # doctest: +SKIP
+    >>> hosted = LanguageModel("meta-llama/Llama-3.1-70B-Instruct")                  # doctest: +SKIP
+    >>> acts = collect_activations(hosted, hosted.tokenizer, prompts, layers=[40], remote=True)  # doctest: +SKIP
     """
     if not prompts:
         raise InputError("no prompts to collect activations for")
@@ -266,23 +298,36 @@ def collect_activations(
         raise InputError(f"impl: expected one of {', '.join(IMPLS)}, got {impl!r}")
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size}")
+    envoy = nnsight_envoy(model)
+    if remote:
+        if impl != "nnsight":
+            raise InputError(f"remote execution runs through nnsight: use impl='nnsight', not {impl!r}")
+        if not callable(getattr(envoy, "to_model_key", None)):
+            raise InputError(
+                f"remote={remote!r}: pass nnsight's model of a hosted checkpoint (nnsight.LanguageModel(repo_id)), "
+                f"not a {type(model).__name__}: a model in this process cannot run on NDIF"
+            )
     lm = unwrap(model)
     chosen = resolve_layers(lm, layers)
     rows = _rows(tok, prompts, responses, positions, chat=chat, system_prompt=system_prompt,
                  max_response_tokens=max_response_tokens)
     device = model_device(lm)
+    if remote or device.type == "meta":  # the server (or nnsight's own dispatch) places the inputs
+        device = torch.device("cpu")
     pad = pad_id_of(tok)
     parts: list[torch.Tensor] = []
     stack = contextlib.ExitStack()
     with stack:
-        traced = stack.enter_context(nnsight_model(lm)) if impl == "nnsight" else None
+        traced: Any = None
+        if impl == "nnsight":
+            traced = envoy if envoy is not None else stack.enter_context(nnsight_model(lm))
         done = 0
         for batch_rows in chunks(rows, batch_size):
             batch = collate([Encoded(r.ids, ()) for r in batch_rows], pad_id=pad, padding_side="right")
             inputs = {**{k: v.to(device) for k, v in batch.model_inputs().items()}, "use_cache": False}
             index, weight = _index(batch_rows)
             if traced is not None:
-                got = _run_nnsight(lm, inputs, chosen, index, weight, traced)
+                got = _run_nnsight(lm, inputs, chosen, index, weight, traced, remote)
             else:
                 got = _run_hooks(lm, inputs, chosen, index, weight)
             parts.append(torch.stack(got, dim=1))  # [b, layers, k, d]

@@ -130,6 +130,7 @@ def compute_directions(
     system_prompt: str | None = None,
     batch_size: int = 8,
     impl: str = "nnsight",
+    remote: bool | str = False,
     progress: Progress | None = None,
 ) -> RefusalDirections:
     """Candidate directions at every block input (``0..L-1``) and post-instruction position.
@@ -138,6 +139,11 @@ def compute_directions(
         positions: ``"post_instruction"`` (every template token after the
             instruction; needs a chat template) or ``"last"`` (the last prompt token only).
         layers: block inputs to use (default all).
+        remote: collect the activations on NDIF (``model``: nnsight's
+            ``LanguageModel(repo_id)`` of a hosted checkpoint); see
+            :func:`probes.activations.collect_activations`. Only this forward-only
+            step runs remotely: selecting a direction (:func:`select_direction`)
+            ablates and generates with a model in this process.
 
     Raises:
         InputError: no harmful or no harmless prompts, a bad option.
@@ -151,7 +157,7 @@ def compute_directions(
     if any(not 0 <= layer < n for layer in chosen):
         raise InputError(f"layers: block inputs are 0..{n - 1}, got {chosen}")
     kw: dict[str, Any] = {"layers": chosen, "positions": positions, "chat": chat, "system_prompt": system_prompt,
-                          "batch_size": batch_size, "impl": impl}
+                          "batch_size": batch_size, "impl": impl, "remote": remote}
     acts_h = collect_activations(model, tok, harmful, progress=progress, **kw)
     acts_n = collect_activations(model, tok, harmless, progress=progress, **kw)
     # both sets must read the same number of trailing template tokens

@@ -71,7 +71,19 @@ def working_copy(base: nn.Module, config: IterativeConfig) -> nn.Module:
     """A trainable deep copy of ``base`` (with a fresh peft LoRA adapter for ``train="lora"``).
 
     The copy is made before anything wraps ``base``; ``base`` is not touched.
+
+    Raises:
+        InputError: a device map offloads some of ``base``'s weights (they cannot be trained).
     """
+    from editkit.placement import offloaded_parameters
+
+    offloaded = offloaded_parameters(base)
+    if offloaded:
+        raise InputError(
+            f"iterative CGE trains a copy of the base model, but its device map offloads {len(offloaded)} weights "
+            f"(e.g. {offloaded[0]}), which cannot be trained; use a device map that keeps every layer on a device, "
+            "or run CGE without --iterative"
+        )
     work = copy.deepcopy(base)
     work.eval()
     if config.train == "full":

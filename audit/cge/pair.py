@@ -16,6 +16,12 @@ that two whole models sit in memory only when they must:
   the block (adapter weights only) and the base side runs inside
   ``disable_adapter()``; on exit the adapter is unloaded and the base model is
   exactly as before (same modules, same tensors, same ``requires_grad``).
+  When a device map offloads one of the adapted weights, the adapter is merged
+  into dense deltas and substituted like an edit's instead.
+
+Under a device map, tuned values of offloaded parameters are handed to the
+offload hooks (:func:`editkit.placement.offloaded_values`) rather than
+substituted, since the hooks reload the stored weights at every call.
 
 The base side is the base model itself, or a ``reference`` model (the working
 copy ``B'`` of iterative CGE).
@@ -41,6 +47,7 @@ from audit.tuned import TunedWeights, detect_kind, load_tuned
 from audit.tuned.base import param_table, tied_groups
 from editkit.batching import model_device
 from editkit.errors import InputError
+from editkit.placement import is_offloaded, offloaded_values
 
 TunedSpec = nn.Module | TunedWeights | str | Path
 """What may stand for the tuned model: a second model, tuned weights, or a path to them."""
@@ -243,11 +250,16 @@ def contrast_pair(
         weights = load_tuned(base, path, kind=kind)  # checks names and shapes, reads headers only
     if path is not None and tuned_tokenizer is None:
         check_same_tokenizer(tok, stored_tokenizer(path), str(path))
-    if weights.kind == "lora" and path is not None:
+    offloaded = [name for name in weights if is_offloaded(base, name)]
+    if weights.kind == "lora" and path is not None and not offloaded:
         with _peft_adapter(base, path) as peft_model:
             if reference is None:
                 base_view = LMView(base, context=peft_model.disable_adapter)
             yield ContrastPair(LMView(peft_model), base_view, "lora", cache_key, keep, device)
         return
     overrides = tuned_overrides(base, weights)
-    yield ContrastPair(LMView(base, weights=overrides), base_view, weights.kind, cache_key, keep, device)
+    # offloaded parameters (a device map): their hooks would reload the stored values over a substitution
+    stored = {name: overrides.pop(name).to("cpu") for name in list(overrides) if is_offloaded(base, name)}
+    context = (lambda: offloaded_values(base, stored)) if stored else None
+    yield ContrastPair(LMView(base, weights=overrides, context=context), base_view, weights.kind, cache_key, keep,
+                       device)

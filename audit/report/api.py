@@ -97,6 +97,7 @@ def run_audit(
     formats: Sequence[str] = DEFAULT_FORMATS,
     device: str = "cpu",
     dtype: str = "float32",
+    device_map: str | Mapping[str, Any] | None = None,
     seed: int = 0,
     allow_pickle: bool = False,
     command: Sequence[str] | str = "audit.report.run_audit(...)",
@@ -121,6 +122,8 @@ def run_audit(
         overwrite: replace an existing ``out`` (and discard an interrupted run's analyses).
         formats: report formats to write.
         device, dtype, seed: how the base model is loaded; the seed of sampling analyses.
+        device_map: spread the base model over devices (``"auto"``, a mapping...:
+            :func:`editkit.placement.parse_device_map`) instead of ``device``.
         allow_pickle: also read a base model's pickle-based weights (only for files you
             trust); tuned weights are read from safetensors only.
         command: recorded in the provenance.
@@ -135,6 +138,7 @@ def run_audit(
             way, all before any model is loaded or any analysis runs.
     """
     from editkit.outputs import input_paths
+    from editkit.placement import parse_device_map
 
     inputs: list[Path] = []
     if isinstance(base, AuditContext):
@@ -153,8 +157,9 @@ def run_audit(
 
             check_output_dir(out, overwrite=overwrite, inputs=inputs)
             check_partial(out, resume=resume, overwrite=overwrite)
+        placement = parse_device_map(device_map)  # also before anything is loaded
         ctx = AuditContext.load(base, tuned, tok, prompts=prompts, reference=reference, device=device,
-                                dtype=dtype, seed=seed, allow_pickle=allow_pickle)
+                                dtype=dtype, device_map=placement, seed=seed, allow_pickle=allow_pickle)
     return audit_context_report(ctx, analyses=analyses, options=options, set_options=set_options, out=out,
                                 resume=resume, overwrite=overwrite, formats=formats, command=command,
                                 inputs=inputs, progress=progress)

@@ -45,7 +45,7 @@ def audit_report(
         command: the argv, or a description of the API call.
         title: the report title (default: ``Audit of <tuned> against <base>``).
     """
-    from editkit.batching import model_device
+    from editkit.placement import placement_summary
 
     names = [r.name for r in runs]
     findings = rank_findings([f for r in runs for f in r.output.findings], names)
@@ -66,7 +66,7 @@ def audit_report(
     return Report(
         kind="audit",
         title=title or f"Audit of {ctx.tuned_spec} ({ctx.kind}) against {ctx.base_spec}",
-        provenance=provenance(command, ctx.model_infos(), device=model_device(ctx.base), seed=ctx.seed),
+        provenance=provenance(command, ctx.model_infos(), device=placement_summary(ctx.base), seed=ctx.seed),
         config=config,
         timings={r.name: r.output.section.seconds or 0.0 for r in runs},
         findings=findings,

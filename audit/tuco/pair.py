@@ -436,11 +436,13 @@ def tuned_pair(base: nn.Module | None, tuned: Any) -> TunedPair:
         raise InputError("tuco: a base model is needed unless the tuned model is a peft model")
     if isinstance(tuned, nn.Module):
         return ModelPair(base, tuned)
+    from audit.tuco.offloaded import delta_pair  # imports this module: a DeltaPair, or its offloaded-weights variant
+
     if isinstance(tuned, TunedWeights):
-        return DeltaPair(base, tuned)
+        return delta_pair(base, tuned)
     deltas = getattr(tuned, "deltas", tuned)
     if isinstance(deltas, Mapping):
-        return DeltaPair(base, DeltaWeights(base, deltas))
+        return delta_pair(base, DeltaWeights(base, deltas))
     raise InputError(
         f"tuco: cannot use a {type(tuned).__name__} as the tuned model; pass a model, a peft model, "
         "TunedWeights (audit.tuned.load_tuned), an EditResult or a name -> delta mapping"

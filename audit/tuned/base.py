@@ -126,22 +126,33 @@ class TunedWeights(Mapping[str, torch.Tensor], ABC):
         return f"{type(self).__name__}({self.path})"
 
     # -- the arithmetic, done once -------------------------------------------------
+    def device(self, name: str) -> torch.device:
+        """Where ``name``'s tensors are returned: the base parameter's device (the CPU when it is offloaded)."""
+        device = self._param(name).device
+        return torch.device("cpu") if device.type == "meta" else device
+
     def base_weight(self, name: str) -> torch.Tensor:
-        """The base model's parameter ``name`` in fp32 (a copy when it is not fp32 already)."""
-        return self._param(name).detach().float()
+        """The base model's parameter ``name`` in fp32 (a copy when it is not fp32 already).
+
+        An offloaded parameter (a device map) is read from where accelerate stores it.
+        """
+        from editkit.placement import param_value
+
+        self._param(name)
+        return param_value(self.base, name).float().to(self.device(name))
 
     def delta(self, name: str) -> torch.Tensor:
         """``W_tuned - W_base`` in fp32 (never a difference of two low-precision tensors)."""
         tensor, is_delta = self._checked(name)
-        device = self._param(name).device
+        device = self.device(name)
         if is_delta:
             return tensor.to(device=device, dtype=torch.float32)
         return tensor.to(device=device, dtype=torch.float32) - self.base_weight(name)
 
     def weight(self, name: str) -> torch.Tensor:
-        """``W_tuned`` in fp32, on the base parameter's device."""
+        """``W_tuned`` in fp32, on the base parameter's device (the CPU when it is offloaded)."""
         tensor, is_delta = self._checked(name)
-        device = self._param(name).device
+        device = self.device(name)
         if is_delta:
             return self.base_weight(name) + tensor.to(device=device, dtype=torch.float32)
         return tensor.to(device=device, dtype=torch.float32)

@@ -266,7 +266,7 @@ class LoraAdapter(TunedWeights):
         """
         from safetensors import safe_open
 
-        device = self._param(name).device
+        device = self.device(name)
         if name in self._bias:
             layer = self.layers[self._bias[name]]
             with safe_open(str(self.file), framework="pt") as fh:

@@ -169,6 +169,46 @@ def allow_pickle_option(what: str = "the model") -> Any:
     )
 
 
+DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")
+"""What ``--dtype`` accepts: the storage dtype of the weights (the sensitive math runs in fp32 anyway)."""
+
+
+def dtype_option(default: str = "float32") -> Any:
+    """The ``--dtype`` option of every command that loads a model."""
+    return typer.Option(
+        default, "--dtype",
+        help="Weights' storage dtype: float32, bfloat16 or float16 (SVDs, norms and metrics run in float32 whatever it is).",
+    )
+
+
+def device_map_option() -> Any:
+    """The ``--device-map`` option of every command that loads a model for forward-only or audit work."""
+    return typer.Option(
+        None, "--device-map", metavar="MAP",
+        help="Spread the model over devices with accelerate: auto, balanced, sequential, or a .json file mapping "
+             "module names to devices (0, \"cuda:1\", \"cpu\", \"disk\"); --device is then ignored.",
+    )
+
+
+def checked_loading(device_map: str | None, dtype: str) -> str | dict[str, int | str] | None:
+    """Check ``--device-map`` and ``--dtype`` before any work; the device map to pass to ``load_model``.
+
+    Raises:
+        InputError: one line naming the option, the value and what it accepts (exit code 2).
+    """
+    from editkit.errors import InputError
+    from editkit.placement import parse_device_map
+
+    if dtype not in DTYPES:
+        raise InputError(f"--dtype: expected one of {', '.join(DTYPES)}, got {dtype!r}")
+    return parse_device_map(device_map, option="--device-map")
+
+
+def placement_label(device: str, device_map: str | None) -> str:
+    """Where a command ran, for provenance: ``--device``, or ``device_map=<what was given>``."""
+    return device if device_map is None else f"device_map={device_map}"
+
+
 def checked_out(out: os.PathLike[str] | str | None, overwrite: bool, *inputs: object) -> list[Path]:
     """Check ``--out`` before any work; return the command's local inputs to pass on to ``output_dir``.
 

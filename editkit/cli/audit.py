@@ -26,12 +26,16 @@ from rich.table import Table
 from editkit.cli._common import (
     BASE_ONLY,
     allow_pickle_option,
+    checked_loading,
     checked_out,
     debug,
+    device_map_option,
+    dtype_option,
     err_console,
     handle_errors,
     out_console,
     parse_formats,
+    placement_label,
     stage_progress,
 )
 
@@ -53,7 +57,8 @@ def audit_callback(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory (and discard an interrupted run's analyses)."),
     formats: str = typer.Option("json,md,html", "--format", help="Report formats to write."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
-    dtype: str = typer.Option("float32", "--dtype", help="float32, bfloat16 or float16."),
+    dtype: str = dtype_option(),
+    device_map: str | None = device_map_option(),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampling analyses (CGE); recorded."),
     allow_pickle: bool = allow_pickle_option(BASE_ONLY),
 ) -> None:
@@ -69,13 +74,14 @@ def audit_callback(
 
             raise InputError(f"--base/--tuned go after the subcommand: editkit audit {ctx.invoked_subcommand} --base ... --tuned ...")
         return
-    _audit(base, tuned, analyses, prompts or [], reference, set_, out, resume, overwrite, formats, device, dtype, seed,
-           allow_pickle)
+    _audit(base, tuned, analyses, prompts or [], reference, set_, out, resume, overwrite, formats, device, dtype,
+           device_map, seed, allow_pickle)
 
 
 def _audit(
     base: str | None, tuned: Path | None, analyses: str, prompts: list[Path], reference: str, set_: list[str],
-    out: Path, resume: bool, overwrite: bool, formats: str, device: str, dtype: str, seed: int, allow_pickle: bool,
+    out: Path, resume: bool, overwrite: bool, formats: str, device: str, dtype: str, device_map: str | None, seed: int,
+    allow_pickle: bool,
 ) -> None:
     from audit.analyses import parse_analyses, parse_options
     from audit.context import AuditContext, read_prompt_sets, reference_texts
@@ -89,6 +95,7 @@ def _audit(
         missing = " and ".join(n for n, v in (("--base", base), ("--tuned", tuned)) if v is None)
         raise InputError(f"{missing} missing: editkit audit --base MODEL --tuned TUNED_DIR [--out DIR] (or a subcommand: editkit audit --help)")
     fmts = parse_formats(formats)
+    placement = checked_loading(device_map, dtype)
     names = parse_analyses(analyses)
     parse_options(names, set_)
     sets = [s for path in prompts for s in read_prompt_sets(path)] if prompts else None
@@ -99,7 +106,7 @@ def _audit(
 
     with stage_progress(f"loading {base}") as progress:
         context = AuditContext.load(base, tuned, prompts=sets, reference=texts, device=device, dtype=dtype,
-                                    seed=seed, allow_pickle=allow_pickle, progress=progress)
+                                    device_map=placement, seed=seed, allow_pickle=allow_pickle, progress=progress)
     try:
         with stage_progress(f"audit ({', '.join(names)})") as progress:
             report = audit_context_report(context, analyses=names, set_options=set_, out=out, resume=resume,
@@ -240,6 +247,8 @@ def intruders_command(
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Cache the base model's singular bases on disk (they do not depend on the tuned model)."),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Where the bases are cached (default $EDITKIT_CACHE/intruders)."),
     device: str = typer.Option("cpu", "--device", help="Where the base model is loaded: cpu, cuda, cuda:1 ..."),
+    dtype: str = dtype_option(),
+    device_map: str | None = device_map_option(),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
     allow_pickle: bool = allow_pickle_option(BASE_ONLY),
 ) -> None:
@@ -264,6 +273,7 @@ def intruders_command(
 
     # Everything a user can get wrong is checked before the model is loaded.
     _check_options(k, eps, mitigate, spectra)
+    placement = checked_loading(device_map, dtype)
     cfg = IntruderConfig(k=k, eps=eps, svd=svd)
     inputs = checked_out(out, overwrite, base, tuned, reference)  # never replaced by --overwrite
     detect_kind(tuned)
@@ -271,7 +281,8 @@ def intruders_command(
     texts = _reference_texts(reference) if mitigate is not None else None
 
     with stage_progress(f"loading {base}") as progress:
-        lm, tok = load_model(base, device=device, allow_pickle=allow_pickle, progress=progress)
+        lm, tok = load_model(base, dtype=dtype, device=device, device_map=placement, allow_pickle=allow_pickle,
+                             progress=progress)
     weights = load_tuned(lm, tuned)
     with stage_progress("intruder dimensions") as progress:
         report = intruder_analysis(lm, weights, config=cfg, backend=be, cache_dir=cache_dir, cache=cache, progress=progress)
@@ -290,7 +301,7 @@ def intruders_command(
     prov = provenance(
         ["editkit", *sys.argv[1:]],
         [model_info(lm, base, "base", weights_sha256=weights_sha256(lm))],
-        device=device,
+        device=placement_label(device, device_map),
         backend=be.name,
     )
     config = {**asdict(cfg), "eps_grid": list(cfg.eps_grid), "kinds": list(cfg.kinds), "cache": cache}

@@ -21,9 +21,13 @@ from rich.table import Table
 from editkit.cli._common import (
     BASE_ONLY,
     allow_pickle_option,
+    checked_loading,
     checked_out,
+    device_map_option,
+    dtype_option,
     handle_errors,
     out_console,
+    placement_label,
     stage_progress,
 )
 
@@ -105,6 +109,8 @@ def cge_command(
     out: Path | None = typer.Option(None, "--out", "-o", help="Write examples.jsonl (and ranked.jsonl, cge.json) here (must not exist unless --overwrite)."),
     seed: int = typer.Option(0, "--seed", help="Random seed for sampling (recorded)."),
     device: str = typer.Option("cpu", "--device", help="Where the models run: cpu, cuda, cuda:1 ..."),
+    dtype: str = dtype_option(),
+    device_map: str | None = device_map_option(),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
     allow_pickle: bool = allow_pickle_option(BASE_ONLY),
 ) -> None:
@@ -136,6 +142,7 @@ def cge_command(
         raise InputError(f"{FLAGS.get(field, field)}: {exc}") from None
     if n is not None and n < 1:
         raise InputError(f"-n: expected a number of examples >= 1, got {n}")
+    placement = checked_loading(device_map, dtype)
     prompt_list = read_lines(prompts, "--prompts", "prompt") if prompts is not None else None
     texts = read_lines(rank_texts, "--rank-texts", "text") if rank_texts is not None else None
     generate = texts is None or n is not None or prompt_list is not None or iterative
@@ -145,7 +152,8 @@ def cge_command(
     kind, _ = detect_kind(tuned)
 
     with stage_progress(f"loading {base}") as progress:
-        lm, tok = load_model(base, device=device, allow_pickle=allow_pickle, progress=progress)
+        lm, tok = load_model(base, dtype=dtype, device=device, device_map=placement, allow_pickle=allow_pickle,
+                             progress=progress)
 
     examples: list[Any] = []
     log: list[dict[str, Any]] = []
@@ -173,7 +181,8 @@ def cge_command(
         out_console.print(ranking_table(ranked, f"novelty of {escape(str(rank_texts))} (gamma={gamma:g}), most novel first"))
     if out is None:
         return
-    prov = provenance(["editkit", *sys.argv[1:]], [model_info(lm, base, "base")], device=device, seed=seed)
+    prov = provenance(["editkit", *sys.argv[1:]], [model_info(lm, base, "base")],
+                      device=placement_label(device, device_map), seed=seed)
     summary = {
         "method": "cge-iterative" if iterative else "cge",
         "base": base,

@@ -36,7 +36,10 @@ from rich.table import Table
 
 from editkit.cli._common import (
     allow_pickle_option,
+    checked_loading,
     checked_out,
+    device_map_option,
+    dtype_option,
     handle_errors,
     out_console,
     stage_progress,
@@ -142,7 +145,8 @@ _CHAT = typer.Option(None, "--chat/--no-chat", help="Wrap prompts in the chat te
 _SYSTEM = typer.Option(None, "--system", help="System message for the chat template.")
 _BATCH = typer.Option(8, "--batch-size", help="Prompts per forward pass.")
 _DEVICE = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ...")
-_DTYPE = typer.Option("float32", "--dtype", help="float32, bfloat16 or float16.")
+_DTYPE = dtype_option()
+_DEVICE_MAP = device_map_option()
 _OVERWRITE = typer.Option(False, "--overwrite", help="Replace an existing output directory.")
 _ALLOW_PICKLE = allow_pickle_option("--model")
 
@@ -177,13 +181,15 @@ class Recipe:
     backend: str = typer.Option("auto", "--backend", help="Array backend of the logistic fit: auto, torch-cpu, torch-cuda, cupy.")
     device: str = _DEVICE
     dtype: str = _DTYPE
+    device_map: str | None = _DEVICE_MAP
     overwrite: bool = _OVERWRITE
     allow_pickle: bool = _ALLOW_PICKLE
 
 
 _HELP_ORDER = ("data", "probe_dir", "out", "kind", "model", "instructions", "inputs", "method", "prompt_only", "positions",
                "layers", "group_by", "partial_as", "judge", "judge_within", "test_fraction", "bootstrap", "evaluate", "seed",
-               "chat", "system", "batch_size", "impl", "backend", "device", "dtype", "overwrite", "allow_pickle")
+               "chat", "system", "batch_size", "impl", "backend", "device", "dtype", "device_map", "overwrite",
+               "allow_pickle")
 """The order ``train`` and ``eval`` list their options in ``--help`` (the recipe's and their own)."""
 
 
@@ -221,6 +227,7 @@ def _start(recipe: Recipe, out: Path | None, model: str | None, probe_dir: Path 
         raise InputError(f"--bootstrap: expected an integer >= 0, got {recipe.bootstrap}")
     if recipe.batch_size < 1:
         raise InputError(f"--batch-size: expected an integer >= 1, got {recipe.batch_size}")
+    checked_loading(recipe.device_map, recipe.dtype)
     held = checked_out(out, recipe.overwrite, recipe.data, probe_dir, recipe.instructions, model)  # never replaced by --overwrite
     ds = load_dataset(recipe.data, instructions=recipe.instructions, partial_as=recipe.partial_as, group_by=recipe.group_by)
     return held, ds
@@ -289,18 +296,20 @@ def _fit_predict_factory(kind: str, data: Dataset, config: Any, acts: Any) -> An
     return fit_predict
 
 
-def _load_lm(model: str, device: str, dtype: str, allow_pickle: bool) -> tuple[Any, Any]:
+def _load_lm(model: str, device: str, dtype: str, allow_pickle: bool, device_map: str | None = None) -> tuple[Any, Any]:
     from editkit.models import load_model
 
+    placement = checked_loading(device_map, dtype)
     with stage_progress(f"loading {model}") as progress:
-        return load_model(model, dtype=dtype, device=device, allow_pickle=allow_pickle, progress=progress)
+        return load_model(model, dtype=dtype, device=device, device_map=placement, allow_pickle=allow_pickle,
+                          progress=progress)
 
 
 def _recipe_lm(recipe: Recipe, model: str) -> tuple[Any, Any]:
     """The model and tokenizer an activation probe reads; ``(None, None)`` for a text probe."""
     if recipe.kind != "activation":
         return None, None
-    return _load_lm(model, recipe.device, recipe.dtype, recipe.allow_pickle)
+    return _load_lm(model, recipe.device, recipe.dtype, recipe.allow_pickle, recipe.device_map)
 
 
 def _evaluate_recipe(recipe: Recipe, data: Dataset, config: Any, lm: Any, tok: Any, *, judge: Any, substring: Any,
@@ -452,7 +461,7 @@ def _eval_saved(recipe: Recipe, probe_dir: Path, ds: Dataset, model: str | None,
         scores = probe.decision_function(ds.prompts, ds.responses)
     else:
         spec = model or (card.notes.get("model") or {}).get("spec") or DEFAULT_MODEL
-        lm, tok = _load_lm(spec, recipe.device, recipe.dtype, recipe.allow_pickle)
+        lm, tok = _load_lm(spec, recipe.device, recipe.dtype, recipe.allow_pickle, recipe.device_map)
         with stage_progress("scoring") as progress:
             scores = probe.decision_function(lm, tok, ds.prompts, ds.responses, progress=progress)
     counts = card.data.get("counts") or {}
@@ -481,6 +490,7 @@ def generate_command(
     batch_size: int = _BATCH,
     device: str = _DEVICE,
     dtype: str = _DTYPE,
+    device_map: str | None = _DEVICE_MAP,
     overwrite: bool = _OVERWRITE,
     allow_pickle: bool = _ALLOW_PICKLE,
 ) -> None:
@@ -496,6 +506,7 @@ def generate_command(
     from probes.store import load_probe
     from probes.text_clf import TextRefusalClassifier
 
+    checked_loading(device_map, dtype)
     check_output_file(out, overwrite=overwrite, inputs=input_paths(instructions, label_with, model))
     rows = load_instructions(instructions, limit=limit)
     clf: TextRefusalClassifier | None = None
@@ -504,7 +515,7 @@ def generate_command(
         if not isinstance(loaded, TextRefusalClassifier):
             raise EditkitError(f"--label-with {label_with}: a {loaded.kind} probe; pass 'substring' or a text probe folder")
         clf = loaded
-    lm, tok = _load_lm(model, device, dtype, allow_pickle)
+    lm, tok = _load_lm(model, device, dtype, allow_pickle, device_map)
     with stage_progress(f"generating {len(rows)} responses") as progress:
         texts = generate_responses(lm, tok, [r.text for r in rows], max_new_tokens=max_new_tokens, batch_size=batch_size,
                                    chat=chat, system_prompt=system, progress=progress)

@@ -23,9 +23,13 @@ from rich.table import Table
 from editkit.cli._common import (
     BASE_ONLY,
     allow_pickle_option,
+    checked_loading,
     checked_out,
+    device_map_option,
+    dtype_option,
     handle_errors,
     out_console,
+    placement_label,
     stage_progress,
 )
 
@@ -92,12 +96,17 @@ def generations_table(generations: list[Any]) -> Table:
 
 
 def _pair(lm: Any, weights: Any, path: Path) -> Any:
-    """A peft model for a LoRA adapter (base blocks: adapters off), else the base plus the tuned weights."""
-    from audit.tuco import DeltaPair, PeftPair
-    from audit.tuned.lora import load_peft_adapter
+    """A peft model for a LoRA adapter (base blocks: adapters off), else the base plus the tuned weights.
 
-    if weights.kind != "lora":
-        return DeltaPair(lm, weights)
+    Under a device map that offloads an adapted weight, a LoRA adapter is merged into deltas instead.
+    """
+    from audit.tuco import PeftPair
+    from audit.tuco.offloaded import delta_pair
+    from audit.tuned.lora import load_peft_adapter
+    from editkit.placement import is_offloaded
+
+    if weights.kind != "lora" or any(is_offloaded(lm, name) for name in weights):
+        return delta_pair(lm, weights)
     return PeftPair(load_peft_adapter(lm, path))  # safetensors only, as LoraAdapter read it
 
 
@@ -115,7 +124,8 @@ def tuco_command(
     padding: str = typer.Option("left", "--padding", help="Pad batches on the 'left' or 'right' (same numbers; generation always pads left)."),
     impl: str = typer.Option("hooks", "--impl", help="Implementation: 'hooks' (reference) or 'nnsight'."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
-    dtype: str = typer.Option("float32", "--dtype", help="float32, bfloat16 or float16."),
+    dtype: str = dtype_option(),
+    device_map: str | None = device_map_option(),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
     allow_pickle: bool = allow_pickle_option(BASE_ONLY),
 ) -> None:
@@ -133,13 +143,15 @@ def tuco_command(
 
     # Everything a user can get wrong is checked before the model is loaded.
     _check_options(batch_size, max_new_tokens, padding, impl)
+    placement = checked_loading(device_map, dtype)
     alphas = parse_alphas(alpha)
     texts = read_prompts(prompts)
     inputs = checked_out(out, overwrite, base, tuned, prompts)  # never replaced by --overwrite
     _, tuned_path = detect_kind(tuned)
 
     with stage_progress(f"loading {base}") as progress:
-        lm, tok = load_model(base, dtype=dtype, device=device, allow_pickle=allow_pickle, progress=progress)
+        lm, tok = load_model(base, dtype=dtype, device=device, device_map=placement, allow_pickle=allow_pickle,
+                             progress=progress)
     base_info = model_info(lm, base, "base")
     weights = load_tuned(lm, tuned_path)
     pair = _pair(lm, weights, tuned_path)
@@ -163,8 +175,9 @@ def tuco_command(
         "base": base,
         "tuned": {"path": str(tuned), "kind": weights.kind, "pair": pair.kind},
         "settings": {"chat": chat, "system": system, "batch_size": batch_size, "padding": padding, "impl": impl,
-                     "alphas": alphas, "max_new_tokens": max_new_tokens, "dtype": dtype},
-        "provenance": asdict(provenance(["editkit", *sys.argv[1:]], [base_info], device=device)),
+                     "alphas": alphas, "max_new_tokens": max_new_tokens, "dtype": dtype, "device_map": device_map},
+        "provenance": asdict(provenance(["editkit", *sys.argv[1:]], [base_info],
+                                        device=placement_label(device, device_map))),
     }
     with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         write_tuco_files(tmp, results, generations, meta=meta)

@@ -181,12 +181,16 @@ def nnsight_model(model: nn.Module) -> Iterator[Any]:
     from nnsight import NNsight
 
     before = {id(m): set(m.__dict__) for m in model.modules()}
+    # a module dispatched by accelerate (a device map) already has a hooked ``forward`` there: put it back
+    forwards = {id(m): m.__dict__["forward"] for m in model.modules() if "forward" in m.__dict__}
     try:
         yield NNsight(model)
     finally:
         for m in model.modules():
             for key in set(m.__dict__) - before.get(id(m), set()):
                 del m.__dict__[key]
+            if id(m) in forwards:
+                m.__dict__["forward"] = forwards[id(m)]
 
 
 def _envoy(root: Any, path: str) -> Any:

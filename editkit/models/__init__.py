@@ -121,7 +121,8 @@ def load_model(
     *,
     dtype: Any = "float32",
     device: str | None = None,
-    device_map: str | dict[str, Any] | None = None,
+    device_map: str | Path | dict[str, Any] | None = None,
+    offload_folder: str | Path | None = None,
     trust_remote_code: bool = False,
     allow_pickle: bool = False,
     progress: Progress | None = None,
@@ -133,8 +134,15 @@ def load_model(
             ``save_pretrained``, a ``.gguf`` file, or a Hugging Face hub id.
         dtype: torch dtype or its name (``"float32"``, ``"bfloat16"``...).
         device: where to put the model (``"cpu"``, ``"cuda:0"``); ignored with ``device_map``.
-        device_map: passed to transformers/accelerate (``"auto"`` spreads a large
-            model over the GPUs of one machine).
+        device_map: spread the model over devices with accelerate: ``"auto"``
+            (fill the GPUs of one machine, then the CPU, then disk),
+            ``"balanced"``, ``"sequential"``, a ``module name -> device``
+            mapping, or a ``.json`` file holding one
+            (:func:`editkit.placement.parse_device_map`). Offloaded weights
+            (``"cpu"`` next to GPUs, ``"disk"``) are loaded for each forward.
+        offload_folder: where accelerate may write weights it offloads to disk
+            (only those it cannot read from the model's own safetensors files);
+            default: a folder under the editkit cache (``EDITKIT_CACHE``).
         trust_remote_code: off unless you ask; never enabled by editkit itself.
         allow_pickle: read pickle-based weights (``pytorch_model.bin``); off unless you ask,
             since unpickling a file can run arbitrary code. Without it only safetensors load.
@@ -145,28 +153,37 @@ def load_model(
 
     Raises:
         ModelLoadError: with one line saying what is wrong and what to do.
+        InputError: a device map that is not one (see :func:`editkit.placement.parse_device_map`).
 
     >>> model, tok = load_model("smollm2-135m-instruct", dtype="float32")  # doctest: +SKIP
+    >>> model, tok = load_model("meta-llama/Llama-3.1-70B", dtype="bfloat16", device_map="auto")  # doctest: +SKIP
     """
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     import editkit.backpack  # noqa: F401  (registers the Backpack model type with the Auto classes)
     from editkit.models.cache import _quiet_transformers
+    from editkit.placement import parse_device_map
 
     torch_dtype = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
     if not isinstance(torch_dtype, torch.dtype):
         raise ModelLoadError(f"dtype {dtype!r} is not a torch dtype: use float32, bfloat16 or float16")
+    device_map = parse_device_map(device_map)
     source, local = _resolve(spec, progress, allow_pickle=allow_pickle)
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
     except Exception as exc:  # transformers raises OSError, ValueError, KeyError... for a bad config
         raise _load_error(spec, source, local, exc) from exc
+    if isinstance(device_map, dict):
+        _check_device_map_names(spec, config, device_map)
     kwargs: dict[str, Any] = {"dtype": torch_dtype, "trust_remote_code": trust_remote_code}
     if not allow_pickle:
         kwargs["use_safetensors"] = True
+    spill = None  # the default offload folder, removed again when accelerate wrote nothing there
     if device_map is not None:
+        spill = None if offload_folder is not None else _offload_folder(source, torch_dtype)
         kwargs["device_map"] = device_map
+        kwargs["offload_folder"] = str(offload_folder or spill)
     try:
         with _quiet_transformers():
             loaded: Any = AutoModelForCausalLM.from_pretrained(
@@ -184,6 +201,10 @@ def load_model(
         raise  # not the files' fault: say so as it is
     except Exception as exc:  # truncated safetensors, a broken tokenizer.json, ...: the files are at fault
         raise _load_error(spec, source, local, exc) from exc
+    finally:
+        for folder in (spill, spill.parent) if spill is not None else ():
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
     model, info = loaded
     missing = list(info.get("missing_keys") or [])
     if missing:
@@ -200,6 +221,34 @@ def load_model(
         tok.pad_token = tok.eos_token
     model.editkit_spec = spec
     return model, tok
+
+
+def _check_device_map_names(spec: str, config: Any, device_map: dict[str, Any]) -> None:
+    """:class:`InputError` for a device-map key that names no module (transformers would ignore it)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from editkit.errors import InputError
+
+    try:
+        with torch.device("meta"):
+            skeleton = AutoModelForCausalLM.from_config(config)
+    except Exception:  # an architecture transformers cannot build: from_pretrained says why
+        return
+    names = {name for name, _ in skeleton.named_modules()}
+    unknown = [key for key in device_map if key and key not in names]
+    if unknown:
+        top = ", ".join(name for name, _ in skeleton.named_children())
+        raise InputError(
+            f"device map: {unknown[0]!r} is not a module of model {spec!r} ({config.model_type}); "
+            f"use module names such as {top} (\"\" maps the whole model)"
+        )
+
+
+def _offload_folder(source: str, dtype: Any) -> Path:
+    """The default folder for weights accelerate offloads to disk: one per model source and dtype."""
+    key = hashlib.sha256(f"{source}|{dtype}".encode()).hexdigest()[:16]
+    return cache_root() / "offload" / key
 
 
 def _load_error(spec: str, source: str, local: bool, exc: BaseException) -> ModelLoadError:

@@ -138,13 +138,14 @@ def weights_sha256(model: torch.nn.Module | Mapping[str, torch.Tensor]) -> str:
     safetensors, GGUF or a PyTorch pickle give the same value here.
 
     Args:
-        model: A module (its ``state_dict()`` is hashed) or a name -> tensor mapping.
+        model: A module (its ``state_dict()`` is hashed; weights a device map
+            offloads are read where they are stored) or a name -> tensor mapping.
 
     Returns:
         The hex digest (64 characters).
 
     Raises:
-        ValueError: If a tensor has no data (on the ``meta`` device).
+        ValueError: If a tensor has no data (on the ``meta`` device, not offloaded).
 
     >>> import torch
     >>> len(weights_sha256(torch.nn.Linear(3, 2)))
@@ -152,10 +153,15 @@ def weights_sha256(model: torch.nn.Module | Mapping[str, torch.Tensor]) -> str:
     """
     import torch
 
+    from editkit.placement import is_offloaded, param_value
+
+    module = model if isinstance(model, torch.nn.Module) else None
     state = model.state_dict() if hasattr(model, "state_dict") else model
     h = hashlib.sha256()
     for name in sorted(state):
         t = state[name]
+        if t.is_meta and module is not None and is_offloaded(module, name):
+            t = param_value(module, name)
         if t.is_meta:
             raise ValueError(f"cannot hash weights: {name} is on the meta device (not loaded)")
         shape = "x".join(str(s) for s in t.shape)
