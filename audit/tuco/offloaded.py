@@ -11,6 +11,12 @@ parameters go through a plain :class:`DeltaPair`. The tuned values of the
 offloaded parameters stay on the CPU, in the parameter's dtype, and reach the
 execution device one module call at a time, like the stored ones.
 
+A tied parameter (``lm_head.weight`` and the embeddings) is one weight under
+several names (:func:`editkit.placement.tied_parameters`, which also knows the
+ties the offload hooks split into one placeholder per module): its tuned value
+reaches every offloaded alias through the hooks and every other alias by a
+swap, whichever of the names the tuned weights use.
+
 :func:`delta_pair` picks the one a base model needs.
 
 >>> pair = delta_pair(base, load_tuned(base, "runs/ft"))    # doctest: +SKIP
@@ -21,7 +27,7 @@ execution device one module call at a time, like the stored ones.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -31,29 +37,33 @@ from audit.tuco.pair import BlockCall, DeltaPair, TunedPair
 from audit.tuned import TunedWeights
 from editkit.arch import get_arch
 from editkit.errors import InputError
-from editkit.placement import is_offloaded, offloaded_values, stored_values
+from editkit.placement import is_offloaded, offloaded_values, stored_values, tied_parameters
 
 
 class _Kept(TunedWeights):
-    """The tuned weights restricted to some names (the same values, read from ``weights``)."""
+    """The tuned weights restricted to some names (the same values, read from ``weights``).
 
-    def __init__(self, weights: TunedWeights, names: Sequence[str]) -> None:
+    ``names`` maps each kept name to the name of ``weights`` it reads (itself, or
+    the tied alias the tuned weights name).
+    """
+
+    def __init__(self, weights: TunedWeights, names: Mapping[str, str]) -> None:
         super().__init__(weights.base, weights.path)
         self.kind = weights.kind  # type: ignore[misc]
         self._of = weights
-        self._kept = tuple(names)
+        self._source = dict(names)
 
     def _names(self) -> tuple[str, ...]:
-        return self._kept
+        return tuple(self._source)
 
     def _stored(self, name: str) -> tuple[torch.Tensor, bool]:
-        return self._of._stored(name)
+        return self._of._stored(self._source[name])
 
     def delta(self, name: str) -> torch.Tensor:
-        return self._of.delta(name)
+        return self._of.delta(self._source[name])
 
     def weight(self, name: str) -> torch.Tensor:
-        return self._of.weight(name)
+        return self._of.weight(self._source[name])
 
 
 class OffloadedDeltaPair(TunedPair):
@@ -79,15 +89,28 @@ class OffloadedDeltaPair(TunedPair):
         super().__init__(base)
         self.weights = weights
         names = list(weights)
-        offloaded = [n for n in names if is_offloaded(base, n)]
-        self.on_device = DeltaPair(base, _Kept(weights, [n for n in names if n not in offloaded]))
+        groups = tied_parameters(base)
+        stored = {a for n in names for a in groups.get(n, (n,)) if is_offloaded(base, a)}
+        # Names the hooks serve (an offloaded alias of theirs gets the value), and names swapped on their
+        # device: the kept names, and the on-device aliases of offloaded ones (lm_head on a GPU, tied to
+        # offloaded embeddings: the tied weights split by the hooks are no longer one nn.Parameter).
+        offloaded = [n for n in names if any(a in stored for a in groups.get(n, (n,)))]
+        swapped = {n: n for n in names if n not in stored}
+        for n in offloaded:
+            for alias in groups.get(n, (n,)):
+                if alias not in stored and alias not in names:
+                    swapped.setdefault(alias, n)
+        self.on_device = DeltaPair(base, _Kept(weights, swapped))
         self._offloaded = {n: weights.weight(n).to("cpu") for n in offloaded}  # cast by the hooks' loads
         prefix = get_arch(base).layers
-        self._per_block = [[n for n in offloaded if n.startswith(f"{prefix}.{layer}.")] for layer in range(self.num_layers)]
+        self._per_block = [
+            [n for n in offloaded if any(a.startswith(f"{prefix}.{layer}.") for a in groups.get(n, (n,)))]
+            for layer in range(self.num_layers)
+        ]
 
     @property
     def offloaded(self) -> tuple[str, ...]:
-        """The tuned parameters that are offloaded."""
+        """The tuned parameters that are offloaded (or tied to one that is): their values go to the hooks."""
         return tuple(self._offloaded)
 
     @contextlib.contextmanager
@@ -113,8 +136,12 @@ class OffloadedDeltaPair(TunedPair):
 def delta_pair(base: nn.Module, weights: TunedWeights) -> TunedPair:
     """A :class:`~audit.tuco.pair.DeltaPair`, or an :class:`OffloadedDeltaPair` when some tuned parameter is offloaded.
 
+    A tuned parameter tied to an offloaded one counts as offloaded (the hooks
+    would load the stored value under the other name).
+
     >>> pair = delta_pair(base, weights)      # doctest: +SKIP
     """
-    if any(is_offloaded(base, name) for name in weights):
+    groups = tied_parameters(base)
+    if any(is_offloaded(base, alias) for name in weights for alias in groups.get(name, (name,))):
         return OffloadedDeltaPair(base, weights)
     return DeltaPair(base, weights)

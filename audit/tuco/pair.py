@@ -436,7 +436,8 @@ def tuned_pair(base: nn.Module | None, tuned: Any) -> TunedPair:
         raise InputError("tuco: a base model is needed unless the tuned model is a peft model")
     if isinstance(tuned, nn.Module):
         return ModelPair(base, tuned)
-    from audit.tuco.offloaded import delta_pair  # imports this module: a DeltaPair, or its offloaded-weights variant
+    # A DeltaPair, or its variant for offloaded weights (that module imports this one).
+    from audit.tuco.offloaded import delta_pair
 
     if isinstance(tuned, TunedWeights):
         return delta_pair(base, tuned)

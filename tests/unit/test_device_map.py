@@ -45,6 +45,7 @@ from editkit.placement import (
     parse_device_map,
     placement_summary,
     stored_values,
+    tied_parameters,
 )
 from probes.activations import collect_activations
 
@@ -175,6 +176,60 @@ def test_tied_embeddings_offloaded_get_the_tuned_value_in_both_places(plain: Any
     with tuned_pair(model, {name: delta}).tuned() as tuned:
         torch.testing.assert_close(_logits(tuned), want, **TOL)
     torch.testing.assert_close(_logits(model), _logits(plain), **TOL)
+    # After a forward the hooks have given each module a placeholder of its own: still one weight.
+    assert model.lm_head.weight is not model.model.embed_tokens.weight
+    assert tied_parameters(model)["lm_head.weight"] == ("model.embed_tokens.weight", "lm_head.weight")
+    with tuned_pair(model, {"lm_head.weight": delta}).tuned() as tuned:  # the other name of the same weight
+        torch.testing.assert_close(_logits(tuned), want, **TOL)
+    with offloaded_values(model, {name: param_value(model, name) + delta}):
+        torch.testing.assert_close(_logits(model), want, **TOL)
+        with stored_values(model, [name]):
+            torch.testing.assert_close(_logits(model), _logits(plain), **TOL)
+
+
+_CPU = torch.device("cpu")
+_TIED_MAPS = {
+    # With main_device=torch.device("cpu") accelerate treats "cpu" entries as offloaded to CPU memory (what "cpu"
+    # means next to a GPU) and torch.device("cpu") entries as kept on the execution device.
+    "both-cpu": {"model.embed_tokens": "cpu", "lm_head": "cpu"},
+    "embeddings-cpu": {"model.embed_tokens": "cpu", "lm_head": _CPU},
+    "head-cpu": {"model.embed_tokens": _CPU, "lm_head": "cpu"},
+    "embeddings-disk": {"model.embed_tokens": "disk", "lm_head": _CPU},
+    "head-disk": {"model.embed_tokens": _CPU, "lm_head": "disk"},
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "after-a-forward"])
+@pytest.mark.parametrize("where", list(_TIED_MAPS))
+def test_tied_embeddings_one_or_both_offloaded(where: str, warm: bool, dtype: torch.dtype, tmp_path: Path) -> None:
+    """CPU or disk offload of one or both of the tied pair: the tuned value reaches both, under either name."""
+    from accelerate import dispatch_model
+    from tiny_models import tiny_model
+
+    from audit.tuned import DeltaWeights
+
+    plain = tiny_model("llama", seed=0)[0].to(dtype)
+    model = tiny_model("llama", seed=0)[0].to(dtype)
+    mapping = {**_TIED_MAPS[where], "model.layers": _CPU, "model.norm": _CPU, "model.rotary_emb": _CPU}
+    dispatch_model(model, mapping, main_device=_CPU, offload_dir=str(tmp_path / "offload"))
+    expected = [f"{m}.weight" for m, d in _TIED_MAPS[where].items() if d in ("cpu", "disk")]
+    assert [n for n in offloaded_parameters(model) if n in ("model.embed_tokens.weight", "lm_head.weight")] == expected
+    base = _logits(plain)
+    if warm:
+        torch.testing.assert_close(_logits(model), base, rtol=0, atol=0)
+    for name in ("model.embed_tokens.weight", "lm_head.weight"):
+        delta = 0.3 * torch.randn(plain.get_parameter(name).shape, generator=torch.Generator().manual_seed(0))
+        with delta_pair(plain, DeltaWeights(plain, {name: delta})).tuned() as tuned:
+            want = _logits(tuned)
+        for _ in range(2):
+            pair = delta_pair(model, DeltaWeights(model, {name: delta}))
+            assert isinstance(pair, OffloadedDeltaPair) and pair.offloaded == (name,)
+            with pair.tuned() as tuned:
+                torch.testing.assert_close(_logits(tuned), want, rtol=0, atol=0)
+                with pair.base() as untuned:
+                    torch.testing.assert_close(_logits(untuned), base, rtol=0, atol=0)
+            torch.testing.assert_close(_logits(model), base, rtol=0, atol=0)
 
 
 def test_check_on_device_names_the_offloaded_site(sharded: Any) -> None:
