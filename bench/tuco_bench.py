@@ -13,6 +13,9 @@ after ``--warmup`` ones:
 - ``tuco``: the TuCo decomposition of every batch (``audit.tuco.decompose``
   plus ``tuco_scores``): the number the target applies to (at most 2.3x a
   forward for a full pair, less for a LoRA pair);
+- ``tuco_unshared`` (LoRA pair only): ``tuco`` with every base block
+  recomputed in full, i.e. without reusing the tuned call's frozen
+  ``q``/``k``/``v`` products (:class:`audit.tuco.pair.ProjectionMemo`);
 - ``tuco_outputco``: ``audit.tuco.tuco`` end to end (encoding, TuCo and
   OutputCo, per-block norms).
 
@@ -57,6 +60,7 @@ import torch
 from audit.cge import CGEConfig, cge_generate, contrast_pair
 from audit.cge.decode import pad_and_eos, start_token
 from audit.tuco import (
+    PeftPair,
     TunedPair,
     decompose,
     encode_prompts,
@@ -157,6 +161,22 @@ def run_forward(pair: TunedPair, batches: Sequence[PromptBatch]) -> None:
             model(**batch.model_inputs(), **extra)
 
 
+class Unshared(TunedPair):
+    """A LoRA pair whose base blocks recompute everything (no shared ``q``/``k``/``v`` products): the comparison."""
+
+    kind = "peft"
+
+    def __init__(self, pair: PeftPair) -> None:
+        super().__init__(pair.model)
+        self.inner = pair
+
+    def base(self) -> Any:
+        return self.inner.base()
+
+    def base_block(self, layer: int, args: tuple[Any, ...], kwargs: dict[str, Any], call: Any = None) -> Any:
+        return self.inner.base_block(layer, args, kwargs, call)
+
+
 def run_tuco(pair: TunedPair, batches: Sequence[PromptBatch]) -> None:
     """TuCo of every batch: the decomposition and the score."""
     for batch in batches:
@@ -192,6 +212,8 @@ def tuco_row(name: str, base: Any, tuned: Any, tok: Any, prompts: Sequence[str],
         "tuco": lambda: run_tuco(pair, batches),
         "tuco_outputco": lambda: tuco(None if name == "lora" else base, pair, tok, prompts, batch_size=args.batch_size),
     }
+    if isinstance(pair, PeftPair):
+        jobs["tuco_unshared"] = lambda: run_tuco(Unshared(pair), batches)
     times = measure(jobs, repeats=args.repeats, warmup=args.warmup, device=device)
     med = {k: statistics.median(v) for k, v in times.items()}
     ratio = med["tuco"] / med["forward"]
@@ -204,6 +226,7 @@ def tuco_row(name: str, base: Any, tuned: Any, tok: Any, prompts: Sequence[str],
         "seconds": med,
         "tuco_ratio": ratio,
         "tuco_outputco_ratio": med["tuco_outputco"] / med["forward"],
+        "tuco_unshared_ratio": med["tuco_unshared"] / med["forward"] if "tuco_unshared" in med else None,
         "times": times,
     }
 
@@ -253,13 +276,15 @@ def cge_row(name: str, base: Any, tuned_model: Any, tuned_spec: Any, tok: Any, a
 
 
 def markdown(result: dict[str, Any]) -> str:
-    lines = ["| pair | tokens | forward s | TuCo s | TuCo / forward | target met | TuCo+OutputCo / forward |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| pair | tokens | forward s | TuCo s | TuCo / forward | target met | TuCo+OutputCo / forward "
+             "| TuCo without shared products / forward |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in result["tuco"]:
         s = r["seconds"]
         met = {True: "yes", False: "no"}.get(r.get("meets_target"), "-")
+        unshared = "-" if r.get("tuco_unshared_ratio") is None else f"{r['tuco_unshared_ratio']:.2f}x"
         lines.append(f"| {r['pair']} | {r['tokens']} | {s['forward']:.3f} | {s['tuco']:.3f} | "
-                     f"{r['tuco_ratio']:.2f}x | {met} | {r['tuco_outputco_ratio']:.2f}x |")
+                     f"{r['tuco_ratio']:.2f}x | {met} | {r['tuco_outputco_ratio']:.2f}x | {unshared} |")
     lines += ["", "| pair | beams | new tokens | plain tok/s | CGE tok/s | CGE / plain |", "|---|---|---|---|---|---|"]
     for r in result["cge"]:
         lines.append(f"| {r['pair']} | {r['beams']} | {r['examples']} x {r['new_tokens_each']} | "
@@ -321,6 +346,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     kind = "cuda" if device.type == "cuda" else "cpu"
     result = {
         "meta": {
+            "command": " ".join(["python", "bench/tuco_bench.py", *(sys.argv[1:] if argv is None else argv)]),
+            "date": time.strftime("%Y-%m-%d"),
             "model": args.model,
             "machine": platform.platform(),
             "processor": platform.processor(),
