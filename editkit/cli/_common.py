@@ -182,7 +182,7 @@ def dtype_option(default: str = "float32") -> Any:
 
 
 def device_map_option() -> Any:
-    """The ``--device-map`` option of every command that loads a model for forward-only or audit work."""
+    """The ``--device-map`` option of every command that loads a model (``edit`` refuses offloaded edited layers)."""
     return typer.Option(
         None, "--device-map", metavar="MAP",
         help="Spread the model over devices with accelerate: auto, balanced, sequential, or a .json file mapping "

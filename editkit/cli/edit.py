@@ -12,12 +12,16 @@ import typer
 from editkit.cli import transfer
 from editkit.cli._common import (
     allow_pickle_option,
+    checked_loading,
     checked_out,
     checkpoint_dir,
+    device_map_option,
+    dtype_option,
     err_console,
     handle_errors,
     out_console,
     parse_formats,
+    placement_label,
     stage_progress,
 )
 from editkit.models import DEFAULT_MODEL
@@ -83,6 +87,8 @@ def edit_command(
     generation: bool = typer.Option(True, "--generation/--no-generation", help="Generation exact-match metrics."),
     fluency: bool = typer.Option(True, "--fluency/--no-fluency", help="n-gram-entropy fluency."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
+    dtype: str = dtype_option(),
+    device_map: str | None = device_map_option(),
     seed: int = typer.Option(0, "--seed", help="Random seed (editor shuffling; recorded)."),
     formats: str = typer.Option("json,md,html", "--format", help="Report formats to write."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory (and start over unless --resume)."),
@@ -98,6 +104,10 @@ def edit_command(
 
     LocFT-BF keeps its training state in OUT.checkpoint (every checkpoint_every batches), so an interrupted run
     continues with --resume; the folder is removed once the output is written.
+
+    With --device-map the model is spread over devices; the edited layers must not be offloaded (their weights
+    change in place), the other layers may be. With --dtype bfloat16 the weights are stored in bf16 while LocFT's
+    free matrix, its Adam state and the deltas stay fp32.
     """
     import torch
 
@@ -110,9 +120,11 @@ def edit_command(
     from editkit.localize import localize, strategy_names
     from editkit.models import load_model
     from editkit.outputs import output_dir
+    from editkit.placement import check_on_device
     from editkit.report import model_info, provenance, render_console, weights_sha256, write_report
     from editkit.requests import load_requests, save_requests
 
+    placement = checked_loading(device_map, dtype)
     fmts = parse_formats(formats)
     inputs = checked_out(out, overwrite, facts, config, editor_dir, reference, model, transfer_to)  # never replaced
     saves = {s.strip() for s in save.split(",") if s.strip()}
@@ -142,7 +154,9 @@ def edit_command(
 
     torch.manual_seed(seed)
     with stage_progress(f"loading {model}") as progress:
-        lm, tok = load_model(model, device=device, allow_pickle=allow_pickle, progress=progress)
+        lm, tok = load_model(
+            model, dtype=dtype, device=device, device_map=placement, allow_pickle=allow_pickle, progress=progress
+        )
     original_hash = weights_sha256(lm)
     options: dict[str, Any] = {"module": module}
     if strategy == "fixed":
@@ -154,6 +168,7 @@ def edit_command(
     else:
         with stage_progress(f"localizing ({strategy})") as progress:
             location = localize(strategy, lm, tok, requests, progress=progress, **options)
+    check_on_device(lm, location.sites, method)  # before any evaluation: an offloaded layer cannot be edited
     eval_cfg = EvalConfig(generation=generation, fluency=fluency)
     with stage_progress("evaluating before") as progress:
         before = evaluate(lm, tok, requests, config=eval_cfg, reference_texts=texts, progress=progress)
@@ -183,7 +198,7 @@ def edit_command(
             model_info(lm, model, "base", weights_sha256=original_hash),
             model_info(lm, model, "edited", weights_sha256=weights_sha256(lm)),
         ],
-        device=device,
+        device=placement_label(device, device_map),
         seed=seed,
     )
     report = edit_report(

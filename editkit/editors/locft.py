@@ -71,6 +71,7 @@ from editkit.editors.result import EditResult
 from editkit.errors import EditkitError, InputError
 from editkit.lm import gathered_logits
 from editkit.localize.location import Location
+from editkit.placement import check_on_device
 from editkit.requests import EditRequest
 
 Progress = Callable[[str, int, int], None]
@@ -287,9 +288,10 @@ class _Tuner:
                     self.spaces[name] = null_space_projector(keys, cfg.null_threshold)
         # With the null-space constraint, biases (whose input is the constant 1) stay frozen.
         trainable = [n for n, p in self.params.items() if not cfg.null_space or p.ndim == 2]
-        device = model_device(model)
-        self.d = {n: torch.zeros_like(self.w0[n], device=device, requires_grad=True) for n in trainable}
-        self.proj = {n: s.projector.to(device) for n, s in self.spaces.items()}
+        # The free matrices live where their parameter does (with a device map, that block's device),
+        # in fp32 whatever the weights' storage dtype: Adam's state and the deltas are fp32.
+        self.d = {n: torch.zeros_like(self.w0[n], requires_grad=True) for n in trainable}
+        self.proj = {n: s.projector.to(self.w0[n].device) for n, s in self.spaces.items()}
         layers = location.layers
         self.prefix = (
             PrefixCache.build(
@@ -432,6 +434,7 @@ class _LocalizedFinetune(Editor[Any]):
         """
         if isinstance(requests, Sized) and len(requests) == 0:
             raise EditkitError("no requests to edit")
+        check_on_device(model, location.sites, self.name)  # an offloaded weight cannot be tuned in place
         folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
         if resume and not self.resumable:
             raise EditkitError(f"{self.name} does not checkpoint, so it cannot resume: run it again from the start")

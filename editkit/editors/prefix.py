@@ -14,7 +14,8 @@ in :mod:`editkit.arch` without re-implementing its forward. A test checks the
 logits equal a full forward.
 
 The states are kept flat in a :class:`~editkit.editors.hidden_store.HiddenStore`:
-in memory on the model's device, or, above ``memory_budget`` bytes, in a
+in memory on the device block ``L`` computes on (with a device map, the tuned
+block's device, not the embeddings'), or, above ``memory_budget`` bytes, in a
 temporary file from which each batch reads only its own rows (so memory is
 bounded by the batch, not by the number of sequences).
 
@@ -35,9 +36,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from editkit.arch import get_arch, get_module, num_layers
+from editkit.arch import get_arch, get_module, module_path, num_layers
 from editkit.batching import Batch, Encoded, chunks, collate, model_device
 from editkit.editors.hidden_store import HiddenStore, TokenStore, sequence_lengths
+from editkit.placement import module_device
 
 
 class _PassThrough(nn.Module):
@@ -68,6 +70,8 @@ class PrefixCache:
     pad_id: int
     block_returns_tuple: bool
     _current: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    #: where block ``layer`` computes: the states are kept and handed over there
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     @classmethod
     @torch.no_grad()
@@ -85,13 +89,14 @@ class PrefixCache:
         """Run the model once over ``encoded`` and keep the inputs of block ``layer``.
 
         Args:
-            memory_budget: bytes the states may take in memory (on the model's device);
+            memory_budget: bytes the states may take in memory (on block ``layer``'s device);
                 above it they go to a temporary file. None: always in memory.
             directory: where that file is created (None: the system's temporary folder).
         """
         blocks = cast(nn.ModuleList, get_module(model, get_arch(model).layers))
         target = blocks[layer]
-        device = model_device(model)
+        device = model_device(model)  # the inputs'
+        at = module_device(model, module_path(model, layer, "block"))  # the states': where the block reads them
         encoded = encoded if isinstance(encoded, TokenStore) else list(encoded)
         lengths = sequence_lengths(encoded)
         starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
@@ -117,7 +122,7 @@ class PrefixCache:
                 h = grabbed["h"]
                 if store is None:
                     store = HiddenStore.allocate(
-                        starts, h.shape[-1], device=device, budget_bytes=memory_budget, directory=directory
+                        starts, h.shape[-1], device=at, budget_bytes=memory_budget, directory=directory
                     )
                 if store.storage == "disk":
                     h = h.float().cpu()  # one copy off the device per batch
@@ -133,8 +138,8 @@ class PrefixCache:
             if h2 is not None:
                 h2.remove()
         if store is None:  # no sequences
-            store = HiddenStore.allocate(starts, 0, device=device)
-        return cls(layer, encoded, store, pad_id, returns_tuple)
+            store = HiddenStore.allocate(starts, 0, device=at)
+        return cls(layer, encoded, store, pad_id, returns_tuple, device=at)
 
     def batch(self, idx: Sequence[int]) -> tuple[Batch, torch.Tensor]:
         """The right-padded batch of sequences ``idx`` and their cached states ``[B, T, d]``."""
@@ -178,12 +183,11 @@ class PrefixCache:
         """Set up sequences ``idx`` for the next forward (call inside :meth:`active`).
 
         Returns the right-padded batch (on the model's device) to run the model
-        on; block ``layer`` will read the cached states instead of its input.
+        on; block ``layer`` will read the cached states (on its own device) instead of its input.
         """
-        device = model_device(model)
         batch, states = self.batch(idx)
-        self._current["h"] = states.to(device)
-        return batch.to(device)
+        self._current["h"] = states.to(self.device)
+        return batch.to(model_device(model))
 
     def forward(self, model: nn.Module, idx: Sequence[int]) -> tuple[Batch, torch.Tensor]:
         """Full logits ``[B, T, V]`` for sequences ``idx`` (inside :meth:`active`); with the batch."""
