@@ -55,6 +55,7 @@ def main() -> None:
     ap.add_argument("--ppl-edits", type=int, default=20)
     ap.add_argument("--ppl-passages", type=int, default=30)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own choice)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
 
@@ -66,6 +67,8 @@ def main() -> None:
     from editkit.models import load_model
     from editkit.requests import load_requests
 
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model, tok = load_model(device=args.device)
     reqs = load_requests(args.facts, limit=args.limit)
@@ -91,12 +94,18 @@ def main() -> None:
     results: dict[str, Any] = {}
 
     # single edits
-    rows, times, ppl_changes = [], [], []
+    rows, times, cpu_times, ppl_changes = [], [], [], []
+    phases: dict[str, list[float]] = {"check": [], "gradient": [], "editor": [], "apply": []}
     for i, r in enumerate(reqs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         res = mend.compute(model, tok, [r], loc)
+        t1 = time.perf_counter()
         apply(model, res)
         times.append(time.perf_counter() - t0)
+        cpu_times.append(time.process_time() - c0)  # this process's CPU time: less sensitive to other jobs
+        phases["apply"].append(time.perf_counter() - t1)
+        for key in ("check", "gradient", "editor"):
+            phases[key].append(res.timings[key])
         row = score([i], with_ppl=i < args.ppl_edits)
         revert(model, res)
         ppl_changes += [row.pop("perplexity_change")] if "perplexity_change" in row else []
@@ -107,6 +116,8 @@ def main() -> None:
         "perplexity_change_mean": round(st.mean(ppl_changes), 4) if ppl_changes else None,
         "median_ms_compute_apply": round(1000 * st.median(times), 1),
         "p90_ms_compute_apply": round(1000 * sorted(times)[int(0.9 * (len(times) - 1))], 1),
+        "median_cpu_ms_compute_apply": round(1000 * st.median(cpu_times), 1),
+        "median_ms_phases": {k: round(1000 * st.median(v), 1) for k, v in phases.items()},
     }
     print("single", json.dumps(results["single"]), flush=True)
 

@@ -26,6 +26,7 @@ from torch import nn
 
 from editkit.errors import EditkitError, InputError
 from editkit.localize.location import Location
+from editkit.placement import check_on_device
 
 DELTA_FORMAT = "editkit-delta/1"
 
@@ -63,16 +64,26 @@ _ORIGINALS: weakref.WeakKeyDictionary[nn.Module, dict[str, dict[str, torch.Tenso
 
 
 def _params(model: nn.Module, names: Any) -> dict[str, nn.Parameter]:
-    named = dict(model.named_parameters(remove_duplicate=False))
-    missing = [n for n in names if n not in named]
+    found: dict[str, nn.Parameter] = {}
+    missing = []
+    for name in names:  # looked up by path: walking every parameter of a large model costs more
+        try:
+            found[name] = model.get_parameter(name)
+        except AttributeError:
+            missing.append(name)
     if missing:
         raise EditkitError(f"the edit names parameters this model does not have: {missing[:3]}")
-    return {n: named[n] for n in names}
+    return found
 
 
 @torch.no_grad()
 def apply(model: nn.Module, result: EditResult) -> None:
-    """Add the deltas to the model's weights (in place), remembering the originals."""
+    """Add the deltas to the model's weights (in place), remembering the originals.
+
+    Raises:
+        InputError: a delta for a weight a device map offloads (writing it would do nothing).
+    """
+    check_on_device(model, result.deltas, "apply")
     applied = _ORIGINALS.setdefault(model, {})
     if result.uid in applied:
         raise EditkitError("this edit is already applied to the model")
@@ -83,7 +94,10 @@ def apply(model: nn.Module, result: EditResult) -> None:
     applied[result.uid] = {n: p.detach().clone() for n, p in params.items()}
     for name, p in params.items():
         delta = result.deltas[name].to(device=p.device, dtype=torch.float32)
-        p.copy_((p.float() + delta).to(p.dtype))
+        if p.dtype == torch.float32:
+            p.add_(delta)  # the same fp32 sum as below, without temporaries
+        else:
+            p.copy_((p.float() + delta).to(p.dtype))
 
 
 @torch.no_grad()
@@ -92,6 +106,7 @@ def revert(model: nn.Module, result: EditResult) -> None:
     applied = _ORIGINALS.get(model, {})
     if result.uid not in applied:
         raise EditkitError("this edit is not applied to the model, so it cannot be reverted")
+    check_on_device(model, applied[result.uid], "revert")
     originals = applied.pop(result.uid)
     for name, p in _params(model, originals).items():
         p.copy_(originals[name])

@@ -84,6 +84,106 @@ def test_captured_factors_give_autograds_weight_gradient(model_type: str, tok) -
         assert torch.allclose(mine, grads[param], rtol=1e-4, atol=1e-6), param
 
 
+def _reference_factors(model, batch, paths):
+    """u and delta by brute force: a plain full forward and backward (every parameter tracking gradients)."""
+    seen = {}
+
+    def keep(path):
+        def hook(module, args, output):
+            output.retain_grad()
+            seen[path] = (args[0].detach(), output)
+
+        return hook
+
+    handles = [model.get_submodule(p).register_forward_hook(keep(p)) for p in paths]
+    try:
+        with torch.enable_grad():
+            batch.mean_target_nll(model(**batch.model_inputs()).logits).sum().backward()
+    finally:
+        for handle in handles:
+            handle.remove()
+    model.zero_grad(set_to_none=True)
+    real = batch.attention_mask.bool()
+    return {p: (x[real], out.grad[real]) for p, (x, out) in seen.items()}
+
+
+@pytest.mark.parametrize("model_type", ["llama", "gpt2", "gemma2", "gpt_neox"])
+@pytest.mark.parametrize("frozen_model", [False, True])
+def test_capture_matches_a_plain_forward_and_backward(model_type: str, frozen_model: bool, tok) -> None:
+    """The fast capture (no flag toggling, grad only from the first edited block, forward stopped at the
+    final norm, target rows unembedded) gives the factors of a plain full backward, and leaves the model as it was."""
+    from editkit.editors.mend import capture
+
+    model, _ = tiny_model(model_type, seed=0)
+    model.train()  # capture runs in eval mode and restores the mode
+    if frozen_model:
+        model.requires_grad_(False)
+    loc = mend_location(model, layers=(1, 3))
+    paths = [p.removesuffix(".weight") for p in loc.params]
+    batch = _batch(tok)
+    flags = [p.requires_grad for p in model.parameters()]
+    with torch.no_grad():  # the caller's grad mode does not matter, and is restored
+        factors = capture_factors(model, batch, loc)
+        assert not torch.is_grad_enabled()
+    assert model.training and all(m.training for m in model.modules())
+    assert [p.requires_grad for p in model.parameters()] == flags
+    assert all(p.grad is None for p in model.parameters())
+    # gemma2 soft-caps its logits: it keeps the model's own forward
+    assert capture._STOP_OK[model] is (model_type != "gemma2")
+    model.eval()
+    model.requires_grad_(True)
+    expected = _reference_factors(model, batch, paths)
+    for path in paths:
+        u, delta = expected[path]
+        assert torch.allclose(factors[path].u, u, rtol=1e-5, atol=1e-6), path
+        assert torch.allclose(factors[path].delta, delta, rtol=1e-4, atol=1e-7), path
+
+
+def test_eval_network_runs_each_shape_group_at_once(tok) -> None:
+    """Eval mode: one call per weight shape gives each matrix's own call; deltas are -a * delta~^T u~."""
+    model, _ = tiny_model("gpt2", seed=0)
+    spec = build_spec(model, mend_location(model), rank=4, step_init=1e-3, base_model="tiny")
+    net = MendNet(spec, seed=0)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # leave the identity init: random U, biases, scales, shifts and statistics
+        for prm in net.network_parameters():
+            prm.add_(torch.randn(prm.shape, generator=gen) * 0.3)
+        net.step_sizes.mul_(torch.arange(1, len(spec.params) + 1))
+    net.train().transform(capture_factors(model, _batch(tok, REQUESTS[3:6]), spec.location))  # statistics
+    net.eval()
+    with torch.no_grad():
+        factors = capture_factors(model, _batch(tok), spec.location)
+        together = net.transform(factors)
+        groups = spec.groups()
+        assert len(groups) == 2 and all(len(g) == 3 for g in groups.values())
+        transposed = {p for p in spec.params if weight_is_transposed(model, p)}
+        deltas = net.deltas(factors, transposed)
+        for key, params in groups.items():
+            for layer, param in enumerate(params):
+                f = factors[param.removesuffix(".weight")]
+                u, delta = net.nets[key](f.u, f.delta, layer)
+                assert torch.allclose(together[param][0], u, atol=1e-6)
+                assert torch.allclose(together[param][1], delta, atol=1e-6)
+                expected = -net.step_size(param) * (delta.T @ u)
+                if param in transposed:
+                    expected = expected.T
+                assert deltas[param].shape == dict(model.named_parameters())[param].shape
+                scale = float(expected.abs().max())  # summed over rows: compare at the scale of the update
+                assert float((deltas[param] - expected).abs().max()) <= 1e-5 * scale, param
+
+
+def test_apply_adds_fp32_deltas_exactly(tok, tiny_mend_editor) -> None:
+    model, _ = tiny_model("llama", seed=0)
+    editor = make_editor("mend", {"editor": str(tiny_mend_editor("llama"))})
+    result = editor.compute(model, tok, REQUESTS[:2], editor.default_location(model))
+    named = dict(model.named_parameters())
+    before = {k: named[k].detach().clone() for k in result.deltas}
+    with applied(model, result):
+        for k, delta in result.deltas.items():
+            assert torch.equal(named[k].detach(), before[k] + delta)
+    assert all(torch.equal(named[k].detach(), before[k]) for k in result.deltas)
+
+
 def test_running_norm_matches_torch_statistics() -> None:
     gen = torch.Generator().manual_seed(0)
     parts = [torch.randn(n, 5, generator=gen) * 3 + 2 for n in (7, 1, 20, 4)]

@@ -36,6 +36,7 @@ from editkit.editors.registry import Editor
 from editkit.editors.result import EditResult
 from editkit.errors import EditkitError
 from editkit.localize.location import Location
+from editkit.placement import check_on_device
 from editkit.requests import EditRequest
 
 Progress = Callable[[str, int, int], None]
@@ -88,13 +89,15 @@ class MendEditor(Editor[MendConfig]):
                 f"mend edits only the matrices its editor was trained for ({spec.location.describe()}), "
                 f"not {location.describe()}: use the editor's default location (no --layer/--module/--strategy)"
             )
+        check_on_device(model, location.sites, self.name)  # its update is applied in place
         t_check = time.perf_counter() - t0
         device = model_device(model)
         net = self.net.to(device).eval()
         pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         encoded = encode_pairs(tok, [r.prompt for r in requests], [r.target_new for r in requests])
         paths = [module_of(p) for p in spec.params]
-        totals = {p: torch.zeros(spec.shapes[p], device=device) for p in spec.params}
+        transposed = {p for p in spec.params if weight_is_transposed(model, p)}
+        totals: dict[str, torch.Tensor] = {}  # param -> update in the stored orientation
         rows = 0
         t_grad = t_net = 0.0
         parts = list(chunks(range(len(encoded)), self.config.batch_size))
@@ -104,17 +107,14 @@ class MendEditor(Editor[MendConfig]):
             factors = capture_factors(model, batch, paths)
             t2 = time.perf_counter()
             with torch.no_grad():
-                for param, delta in net.deltas(factors).items():
-                    totals[param] += delta
+                for param, delta in net.deltas(factors, transposed).items():
+                    totals[param] = totals[param].add_(delta) if param in totals else delta
             rows += int(batch.attention_mask.sum())
             t_grad += t2 - t1
             t_net += time.perf_counter() - t2
             if progress:
                 progress(f"batch {done}", done, len(parts))
-        deltas = {
-            p: (d.T if weight_is_transposed(model, p) else d).detach().float().cpu().contiguous()
-            for p, d in totals.items()
-        }
+        deltas = {p: d.detach().float().cpu().contiguous() for p, d in totals.items()}
         return EditResult(
             method=self.name,
             deltas=deltas,

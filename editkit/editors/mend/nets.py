@@ -27,7 +27,7 @@ gradient-*descent* step ``W - a * dL/dW`` on the edit loss.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -102,7 +102,8 @@ class LowRankResidual(nn.Module):
         self.scale = nn.Parameter(torch.ones(n_layers, dim))
         self.shift = nn.Parameter(torch.zeros(n_layers, dim))
 
-    def forward(self, z: torch.Tensor, layer: int) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, layer: int | torch.Tensor) -> torch.Tensor:
+        """``z: [rows, dim]``; ``layer``: the matrix position of every row (an int, or ``[rows]`` long)."""
         pre = (z @ self.v.T) @ self.u.T + self.bias  # [rows, dim]
         return z + (pre * self.scale[layer] + self.shift[layer]).clamp(min=0)
 
@@ -119,8 +120,14 @@ class GradientNet(nn.Module):
             [LowRankResidual(d_in + d_out, rank, n_layers, generator) for _ in range(2)]
         )
 
-    def forward(self, u: torch.Tensor, delta: torch.Tensor, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(u~, delta~)`` for rows ``u: [rows, d_in]``, ``delta: [rows, d_out]`` of matrix ``layer``."""
+    def forward(
+        self, u: torch.Tensor, delta: torch.Tensor, layer: int | torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(u~, delta~)`` for rows ``u: [rows, d_in]``, ``delta: [rows, d_out]`` of matrix ``layer``.
+
+        ``layer`` is one position in the shape group, or each row's (``[rows]`` long):
+        the rows of several matrices of one shape go through the network together.
+        """
         z = torch.cat([self.norm_u(u), self.norm_delta(delta)], dim=-1)
         for block in self.blocks:
             z = block(z, layer)
@@ -141,12 +148,9 @@ class MendNet(nn.Module):
         self.spec = spec
         generator = torch.Generator().manual_seed(seed)
         self.nets = nn.ModuleDict()
-        self.member: dict[str, tuple[str, int]] = {}
         for key, params in spec.groups().items():
             d_out, d_in = spec.shapes[params[0]]
             self.nets[key] = GradientNet(d_in, d_out, spec.rank, len(params), generator)
-            for i, param in enumerate(params):
-                self.member[param] = (key, i)
         self.step_sizes = nn.Parameter(torch.full((len(spec.params),), float(spec.step_init)))
 
     def network_parameters(self) -> Iterator[nn.Parameter]:
@@ -157,13 +161,28 @@ class MendNet(nn.Module):
         return self.step_sizes[self.spec.params.index(param)]
 
     def transform(self, factors: Mapping[str, Factors]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """Parameter -> ``(u~, delta~)``; ``factors`` is keyed by parameter or module path."""
+        """Parameter -> ``(u~, delta~)``; ``factors`` is keyed by parameter or module path.
+
+        The matrices of one shape share a network. In eval mode their rows go
+        through it in one call (each row with its own matrix's scale and shift);
+        in training mode one matrix after another, as published (the running
+        statistics grow matrix by matrix).
+        """
         out = {}
-        for param in self.spec.params:
-            f = factors[param] if param in factors else factors[module_of(param)]
-            key, layer = self.member[param]
-            out[param] = self.nets[key](f.u, f.delta, layer)
-        return out
+        for key, params in self.spec.groups().items():
+            net = self.nets[key]
+            parts = [factors[p] if p in factors else factors[module_of(p)] for p in params]
+            if net.training:
+                for layer, (param, f) in enumerate(zip(params, parts, strict=True)):
+                    out[param] = net(f.u, f.delta, layer)
+                continue
+            sizes = [f.u.shape[0] for f in parts]
+            device = parts[0].u.device
+            layers = torch.repeat_interleave(torch.arange(len(parts), device=device), torch.tensor(sizes, device=device))
+            u, delta = net(torch.cat([f.u for f in parts]), torch.cat([f.delta for f in parts]), layers)
+            for param, u_p, delta_p in zip(params, u.split(sizes), delta.split(sizes), strict=True):
+                out[param] = (u_p, delta_p)
+        return {param: out[param] for param in self.spec.params}
 
     def factored(self, factors: Mapping[str, Factors], group: torch.Tensor | None = None) -> dict[str, FactoredEdit]:
         """Module path -> the edit to run with :func:`~editkit.editors.mend.lowrank.factored_edits`.
@@ -179,8 +198,16 @@ class MendNet(nn.Module):
             out[module_of(param)] = FactoredEdit(u, delta, self.step_size(param), rows_group)
         return out
 
-    def deltas(self, factors: Mapping[str, Factors]) -> dict[str, torch.Tensor]:
-        """Parameter -> ``W' - W = -a * delta~^T u~`` (``[d_out, d_in]``), all rows summed."""
-        return {
-            param: -self.step_size(param) * (delta.T @ u) for param, (u, delta) in self.transform(factors).items()
-        }
+    def deltas(self, factors: Mapping[str, Factors], transposed: Collection[str] = ()) -> dict[str, torch.Tensor]:
+        """Parameter -> ``W' - W = -a * delta~^T u~`` (``[d_out, d_in]``), all rows summed.
+
+        Args:
+            factors: as for :meth:`transform`.
+            transposed: parameters stored ``[d_in, d_out]`` (GPT-2 ``Conv1D``): their
+                update is returned in that orientation, ``-a * u~^T delta~``.
+        """
+        out = {}
+        for param, (u, delta) in self.transform(factors).items():
+            scaled = delta * -self.step_size(param)  # [rows, d_out]: scale the factor, not the matrix
+            out[param] = u.T @ scaled if param in transposed else scaled.T @ u
+        return out

@@ -156,9 +156,12 @@ def frozen_weights_sha256(model: nn.Module, edited: Collection[str]) -> str:
     The memo is keyed by each tensor's storage and in-place version counter,
     so any change to a weight (``apply``, ``load_state_dict``, ``copy_``) is noticed.
     """
+    from editkit.placement import is_offloaded, param_value
     from editkit.report import weights_sha256
 
     state = {k: v for k, v in model.state_dict().items() if k not in edited}
+    # weights a device map offloads are read where they are stored (the model's own are meta placeholders)
+    state = {k: param_value(model, k) if v.is_meta and is_offloaded(model, k) else v for k, v in state.items()}
     key = tuple((k, v.data_ptr(), v._version) for k, v in sorted(state.items()))
     cached = _HASHES.get(model)
     if cached is not None and cached[0] == key:
@@ -185,6 +188,14 @@ def build_spec(model: nn.Module, location: Location, *, rank: int, step_init: fl
     )
 
 
+def _has_parameter(model: nn.Module, name: str) -> bool:
+    try:
+        model.get_parameter(name)
+    except AttributeError:
+        return False
+    return True
+
+
 def check_model(model: nn.Module, spec: MendSpec, *, where: str = "the MEND editor") -> None:
     """Refuse a model that is not the one the editor was trained for (one clear line)."""
     trained_for = f"{where} was trained for {spec.base_model} ({spec.model_type}, weights sha256 {spec.base_weights_sha256[:12]})"
@@ -192,9 +203,8 @@ def check_model(model: nn.Module, spec: MendSpec, *, where: str = "the MEND edit
     model_type = model_type_of(model)
     if model_type != spec.model_type:
         raise EditkitError(f"{trained_for}, not a {model_type} model: {how}")
-    named = dict(model.named_parameters(remove_duplicate=False))
     for param, shape in spec.shapes.items():
-        if param not in named or linear_weight_shape(model, param) != tuple(shape):
+        if not _has_parameter(model, param) or linear_weight_shape(model, param) != tuple(shape):
             raise EditkitError(f"{trained_for}; this model has no {shape_key(shape)} matrix {param}: {how}")
     digest = frozen_weights_sha256(model, spec.params)
     if digest != spec.frozen_weights_sha256:
