@@ -238,8 +238,14 @@ class PeftPair(TunedPair):
             self.memo = None
 
 
-def _same_tensor_values(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a is b or (a.shape == b.shape and a.dtype == b.dtype and a.device == b.device and torch.equal(a, b))
+def _same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Same shape, dtype, device and bit pattern (``-0.0`` differs from ``0.0``; NaNs compare by their bits)."""
+    if a.shape != b.shape or a.dtype != b.dtype or a.device != b.device:
+        return False
+    if a.is_floating_point() and a.element_size() in (2, 4, 8):
+        view = {2: torch.int16, 4: torch.int32, 8: torch.int64}[a.element_size()]
+        return torch.equal(a.contiguous().view(view), b.contiguous().view(view))
+    return torch.equal(a, b)
 
 
 class ProjectionMemo:
@@ -251,7 +257,7 @@ class ProjectionMemo:
     same values in both calls) the base call gets the tuned call's ``W x``
     instead of recomputing it. Every other layer's input differs between the
     two calls (it depends on the adapter) and is computed as usual. A reuse
-    needs bitwise equality (``torch.equal``), so the numbers are exactly the
+    needs the same bits (compared as integers), so the numbers are exactly the
     unshared ones. Only plain LoRA layers take part (no DoRA or other variants,
     no merged layers, no extra call arguments).
 
@@ -267,16 +273,21 @@ class ProjectionMemo:
     @contextlib.contextmanager
     def installed(self) -> Iterator[ProjectionMemo]:
         """Within: every plain LoRA layer's base layer remembers (tuned call) or reuses (base call) its product."""
-        wrapped = []
+        wrapped: list[tuple[Any, Any]] = []
+        missing = object()
         try:
             for layer in self.layers:
                 base: Any = layer.base_layer
+                own = base.__dict__.get("forward", missing)  # e.g. accelerate's hook wrapper: kept, and called
                 base.forward = self._forward(layer, base.forward)
-                wrapped.append(base)
+                wrapped.append((base, own))
             yield self
         finally:
-            for base in wrapped:
-                del base.forward  # the instance attribute: the class's forward again
+            for base, own in reversed(wrapped):
+                if own is missing:
+                    del base.forward  # the class's forward again
+                else:
+                    base.forward = own
             self.forget()
 
     def forget(self) -> None:
@@ -291,7 +302,7 @@ class ProjectionMemo:
                 return inner(x, *args, **kwargs)
             if layer.disable_adapters:  # the base call
                 hit = self.saved.pop(key, None)
-                if hit is not None and _same_tensor_values(hit[0], x):
+                if hit is not None and _same_bits(hit[0], x):
                     self.served += 1
                     return hit[1]
                 return inner(x)
