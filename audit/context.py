@@ -373,19 +373,17 @@ class AuditContext:
 
             from audit.cge.pair import tuned_overrides
             from audit.tuned.base import param_table
-            from editkit.placement import is_offloaded, set_offloaded_values
+            from editkit.placement import set_offloaded_values, split_offloaded
 
             model = copy.deepcopy(self.base)
             params = param_table(model)
-            offloaded = {}
+            # an on-device alias of an offloaded tied weight is written too, its offloaded aliases go to the hooks
+            on_device, hooked = split_offloaded(model, tuned_overrides(self.base, self.weights))
             with torch.no_grad():
-                for name, value in tuned_overrides(self.base, self.weights).items():
-                    if is_offloaded(model, name):
-                        offloaded[name] = value.to("cpu")
-                    else:
-                        params[name].copy_(value)
-            if offloaded:  # for the copy's lifetime: its hooks are its own
-                set_offloaded_values(model, offloaded)
+                for name, value in on_device.items():
+                    params[name].copy_(value)
+            if hooked:  # for the copy's lifetime: its hooks are its own
+                set_offloaded_values(model, {name: value.to("cpu") for name, value in hooked.items()})
             return model.eval()
 
         return self.memo("tuned copy", build)

@@ -205,15 +205,17 @@ def applied_weights(model: nn.Module, tuned: TunedWeights) -> Iterator[nn.Module
     A parameter tied to another (``lm_head`` and the embeddings) is one tensor:
     changing one changes both. Parameters a device map offloads are not
     written to: their hooks load ``W0 + dW`` instead inside the block
-    (:func:`editkit.placement.offloaded_values`; ``save_pretrained`` reads them there too).
+    (:func:`editkit.placement.offloaded_values`; ``save_pretrained`` reads them there too),
+    and an on-device alias of an offloaded tied weight gets ``dW`` in place
+    (:func:`editkit.placement.split_offloaded`).
     """
     from editkit.editors.result import EditResult, applied
     from editkit.localize.location import Location, Site
-    from editkit.placement import is_offloaded, offloaded_values
+    from editkit.placement import offloaded_values, split_offloaded
 
-    deltas = {name: tuned.delta(name) for name in tuned}
-    offloaded = {name: (tuned.base_weight(name) + deltas.pop(name)).to("cpu")
-                 for name in list(deltas) if is_offloaded(model, name)}
+    # a tied weight offloaded under one name and kept on a device under another gets the value in both places
+    deltas, hooked = split_offloaded(model, {name: tuned.delta(name) for name in tuned})
+    offloaded = {name: (tuned.base_weight(name) + delta).to("cpu") for name, delta in hooked.items()}
     with contextlib.ExitStack() as stack:
         if deltas:
             location = Location(tuple(Site(name) for name in deltas), strategy=tuned.kind or "tuned")

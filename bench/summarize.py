@@ -29,11 +29,12 @@ import re
 import shlex
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from editkit.outputs import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -724,19 +725,6 @@ def is_up_to_date(results: Path = RESULTS, out: Path = DOC, date_of: DateOf = gi
     return normalize(current) == normalize(render(results, out, date_of))
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="exit 1 if the document is out of date; write nothing")
@@ -750,7 +738,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         print(f"{rel(args.out)} is up to date")
         return 0
-    write_atomic(args.out, render(args.results, args.out))
+    atomic_write_text(args.out, render(args.results, args.out))
     print(f"written to {rel(args.out)}")
     return 0
 

@@ -33,6 +33,15 @@ Forward = Callable[[dict[str, Any]], Any]
 _FAST_OK: weakref.WeakKeyDictionary[nn.Module, bool] = weakref.WeakKeyDictionary()
 
 
+class StopForward(Exception):
+    """Raised by a hook to end a forward pass early, once what is needed was captured.
+
+    The caller runs the forward inside ``contextlib.suppress(StopForward)``
+    (the prefix cache stops before the tuned block, MEND's capture after the
+    final norm: nothing above is computed).
+    """
+
+
 @contextlib.contextmanager
 def capture_final_hidden(model: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
     """Inside the block, ``store["h"]`` holds the final norm's last output ``[batch, seq, d]``."""

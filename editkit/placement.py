@@ -19,7 +19,10 @@ each call. This module answers, for any model, loaded that way or not:
   the offload hooks would undo), and :func:`stored_values`: the stored ones
   again inside such a block;
 - :func:`tied_parameters`: which names are one weight, also where the offload
-  hooks have split a tied parameter into one placeholder per module.
+  hooks have split a tied parameter into one placeholder per module;
+- :func:`split_offloaded`: which of some new values to write (or swap) into
+  on-device parameters and which to hand to the offload hooks, tied aliases
+  included.
 
 Nothing here moves or copies a model; the model's own tensors and its hooks'
 stores are never written to.
@@ -37,7 +40,7 @@ import contextlib
 import json
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -51,12 +54,14 @@ __all__ = [
     "execution_device",
     "is_offloaded",
     "module_device",
+    "offload_store_key",
     "offloaded_parameters",
     "offloaded_values",
     "param_value",
     "parse_device_map",
     "placement_summary",
     "set_offloaded_values",
+    "split_offloaded",
     "stored_values",
     "tied_parameters",
 ]
@@ -65,6 +70,7 @@ DEVICE_MAP_STRATEGIES: tuple[str, ...] = ("auto", "balanced", "balanced_low_0", 
 """The device-map strategies accelerate computes a map for (``device_map="auto"``...)."""
 
 DeviceMap = str | dict[str, int | str]
+_V = TypeVar("_V")
 
 
 def _check_device(value: object, where: str, key: str) -> int | str:
@@ -251,6 +257,22 @@ def offloaded_parameters(model: nn.Module) -> list[str]:
     return [n for n, _ in model.named_parameters(remove_duplicate=False) if is_offloaded(model, n)]
 
 
+def offload_store_key(model: nn.Module, name: str) -> tuple[int, str] | None:
+    """``(id of the store, key)`` an offloaded parameter is loaded from, or None.
+
+    A stable key for memoizing something computed from an offloaded weight
+    (:func:`param_value` gives a new tensor at each call): the store is the
+    hook's own ``weights_map``, which editkit never writes to. None for a
+    parameter that is not offloaded, and while :func:`offloaded_values` (or
+    :func:`set_offloaded_values`) gives its hook other values.
+    """
+    found = _offload_hook(model, name)
+    if found is None or isinstance(found[0].weights_map, _Overlay):
+        return None
+    hook, key = found
+    return id(hook.weights_map), key
+
+
 def _tensor(model: nn.Module, name: str) -> torch.Tensor:
     try:
         return model.get_parameter(name)
@@ -289,7 +311,7 @@ def check_on_device(model: nn.Module, names: Any, what: str) -> None:
             raise InputError(
                 f"{what}: {name} is offloaded by the device map (its weights are loaded only for each forward), "
                 "so it cannot be changed in place; load the model with a device map that keeps that layer "
-                "on a device (more --max-memory, or a .json map placing it on a GPU or the CPU)"
+                "on a device (a .json map placing it on a GPU or the CPU)"
             )
 
 
@@ -375,6 +397,63 @@ def tied_parameters(model: nn.Module) -> dict[str, tuple[str, ...]]:
     for name in params:
         groups.setdefault(find(name), []).append(name)
     return {name: tuple(groups[find(name)]) for name in params}
+
+
+def split_offloaded(model: nn.Module, values: Mapping[str, _V]) -> tuple[dict[str, _V], dict[str, _V]]:
+    """``(on_device, hooked)``: where new values of parameters go on a model a device map may offload.
+
+    A tied weight (:func:`tied_parameters`) may be offloaded under one name and
+    kept on a device under another (the embeddings on a GPU, ``lm_head``
+    offloaded): deciding by the given name alone would leave the other alias
+    with the old value. Here every alias is served:
+
+    - ``on_device``: what to write into (or swap for) parameters that hold
+      their data: each given name that is not offloaded, and, for a given name
+      with an offloaded alias, its on-device aliases not given themselves (one
+      name per ``nn.Parameter``), all with the given name's value;
+    - ``hooked``: what to hand to the offload hooks
+      (:func:`offloaded_values`, :func:`set_offloaded_values`), which serve every
+      offloaded alias of each such name: the given names that are offloaded, or
+      that have an offloaded alias not given itself.
+
+    Without offloaded parameters ``on_device`` is ``dict(values)`` and ``hooked`` is
+    empty, so ``split_offloaded(model, dict.fromkeys(names))[1]`` says whether
+    some of ``names`` reach an offloaded weight. The values are passed through
+    as they are (deltas, tuned tensors, names...): converting them is the
+    caller's part.
+
+    >>> split_offloaded(torch.nn.Linear(2, 2), {"weight": 1})
+    ({'weight': 1}, {})
+    """
+    if not values or not any(_hooks(m) for m in model.modules()):
+        return dict(values), {}
+    groups = tied_parameters(model)
+    offloaded: dict[str, bool] = {}
+
+    def off(name: str) -> bool:
+        if name not in offloaded:
+            offloaded[name] = is_offloaded(model, name)
+        return offloaded[name]
+
+    on_device: dict[str, _V] = {}
+    hooked: dict[str, _V] = {}
+    written: set[int] = set()  # the on-device tensors a given name writes to
+    for name, value in values.items():
+        group = groups.get(name, (name,))  # a buffer: its own
+        if any(off(a) and (a == name or a not in values) for a in group):
+            hooked[name] = value
+        if not off(name):
+            on_device[name] = value
+            written.add(id(_tensor(model, name)))
+    for name, value in values.items():
+        if name not in hooked:
+            continue
+        for alias in groups.get(name, (name,)):
+            if alias in values or off(alias) or id(_tensor(model, alias)) in written:
+                continue
+            written.add(id(_tensor(model, alias)))
+            on_device[alias] = value
+    return on_device, hooked
 
 
 def _by_hook(model: nn.Module, names: Any, *, strict: bool = True) -> dict[int, tuple[Any, dict[str, tuple[str, str]]]]:

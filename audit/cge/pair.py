@@ -47,7 +47,7 @@ from audit.tuned import TunedWeights, detect_kind, load_tuned
 from audit.tuned.base import param_table, tied_groups
 from editkit.batching import model_device
 from editkit.errors import InputError
-from editkit.placement import is_offloaded, offloaded_values
+from editkit.placement import offloaded_values, split_offloaded
 
 TunedSpec = nn.Module | TunedWeights | str | Path
 """What may stand for the tuned model: a second model, tuned weights, or a path to them."""
@@ -250,16 +250,17 @@ def contrast_pair(
         weights = load_tuned(base, path, kind=kind)  # checks names and shapes, reads headers only
     if path is not None and tuned_tokenizer is None:
         check_same_tokenizer(tok, stored_tokenizer(path), str(path))
-    offloaded = [name for name in weights if is_offloaded(base, name)]
+    offloaded = split_offloaded(base, dict.fromkeys(weights))[1]  # tied aliases count
     if weights.kind == "lora" and path is not None and not offloaded:
         with _peft_adapter(base, path) as peft_model:
             if reference is None:
                 base_view = LMView(base, context=peft_model.disable_adapter)
             yield ContrastPair(LMView(peft_model), base_view, "lora", cache_key, keep, device)
         return
-    overrides = tuned_overrides(base, weights)
-    # offloaded parameters (a device map): their hooks would reload the stored values over a substitution
-    stored = {name: overrides.pop(name).to("cpu") for name in list(overrides) if is_offloaded(base, name)}
+    # offloaded parameters (a device map): their hooks would reload the stored values over a substitution;
+    # an on-device alias of an offloaded tied weight is substituted as well
+    overrides, hooked = split_offloaded(base, tuned_overrides(base, weights))
+    stored = {name: value.to("cpu") for name, value in hooked.items()}
     context = (lambda: offloaded_values(base, stored)) if stored else None
     yield ContrastPair(LMView(base, weights=overrides, context=context), base_view, weights.kind, cache_key, keep,
                        device)

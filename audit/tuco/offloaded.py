@@ -37,7 +37,7 @@ from audit.tuco.pair import BlockCall, DeltaPair, TunedPair
 from audit.tuned import TunedWeights
 from editkit.arch import get_arch
 from editkit.errors import InputError
-from editkit.placement import is_offloaded, offloaded_values, stored_values, tied_parameters
+from editkit.placement import offloaded_values, split_offloaded, stored_values, tied_parameters
 
 
 class _Kept(TunedWeights):
@@ -88,20 +88,14 @@ class OffloadedDeltaPair(TunedPair):
             raise InputError("tuco: the tuned weights were read against another model; load them against the base model passed here")
         super().__init__(base)
         self.weights = weights
-        names = list(weights)
-        groups = tied_parameters(base)
-        stored = {a for n in names for a in groups.get(n, (n,)) if is_offloaded(base, a)}
-        # Names the hooks serve (an offloaded alias of theirs gets the value), and names swapped on their
-        # device: the kept names, and the on-device aliases of offloaded ones (lm_head on a GPU, tied to
+        # Names the hooks serve (each offloaded alias of theirs gets the value), and names swapped on their
+        # device: the other names, and the on-device aliases of offloaded ones (lm_head on a GPU, tied to
         # offloaded embeddings: the tied weights split by the hooks are no longer one nn.Parameter).
-        offloaded = [n for n in names if any(a in stored for a in groups.get(n, (n,)))]
-        swapped = {n: n for n in names if n not in stored}
-        for n in offloaded:
-            for alias in groups.get(n, (n,)):
-                if alias not in stored and alias not in names:
-                    swapped.setdefault(alias, n)
+        swapped, hooked = split_offloaded(base, {n: n for n in weights})
         self.on_device = DeltaPair(base, _Kept(weights, swapped))
+        offloaded = list(hooked)
         self._offloaded = {n: weights.weight(n).to("cpu") for n in offloaded}  # cast by the hooks' loads
+        groups = tied_parameters(base)
         prefix = get_arch(base).layers
         self._per_block = [
             [n for n in offloaded if any(a.startswith(f"{prefix}.{layer}.") for a in groups.get(n, (n,)))]
@@ -141,7 +135,6 @@ def delta_pair(base: nn.Module, weights: TunedWeights) -> TunedPair:
 
     >>> pair = delta_pair(base, weights)      # doctest: +SKIP
     """
-    groups = tied_parameters(base)
-    if any(is_offloaded(base, alias) for name in weights for alias in groups.get(name, (name,))):
+    if split_offloaded(base, dict.fromkeys(weights))[1]:
         return OffloadedDeltaPair(base, weights)
     return DeltaPair(base, weights)

@@ -48,7 +48,8 @@ def prepare_checkpoint(out: Path, method: str, resumable: bool, *, resume: bool,
 
     Returns None for editors that do not checkpoint. A checkpoint left by an interrupted run
     is continued with --resume, or removed with --overwrite; otherwise it is an error, so that
-    nothing is silently thrown away.
+    nothing is silently thrown away. A folder holding no checkpoint (a run stopped before its
+    first one, or only a killed write's temporary file) is removed silently.
     """
     from editkit.editors.locft import has_checkpoint
     from editkit.errors import EditkitError
@@ -58,6 +59,10 @@ def prepare_checkpoint(out: Path, method: str, resumable: bool, *, resume: bool,
             raise EditkitError(f"--resume: the {method} editor does not checkpoint; run without --resume")
         return None
     ckpt = checkpoint_dir(out)
+    if ckpt.is_dir() and not has_checkpoint(ckpt):
+        # no checkpoint was written yet (the folder is made first, for the cached states' file) or only a
+        # killed atomic write's temporary file is left: nothing to resume, nothing worth keeping
+        shutil.rmtree(ckpt, ignore_errors=True)
     if ckpt.exists() and not resume:
         if not overwrite:
             raise EditkitError(

@@ -103,9 +103,9 @@ def _pair(lm: Any, weights: Any, path: Path) -> Any:
     from audit.tuco import PeftPair
     from audit.tuco.offloaded import delta_pair
     from audit.tuned.lora import load_peft_adapter
-    from editkit.placement import is_offloaded
+    from editkit.placement import split_offloaded
 
-    if weights.kind != "lora" or any(is_offloaded(lm, name) for name in weights):
+    if weights.kind != "lora" or split_offloaded(lm, dict.fromkeys(weights))[1]:  # tied aliases count
         return delta_pair(lm, weights)
     return PeftPair(load_peft_adapter(lm, path))  # safetensors only, as LoraAdapter read it
 

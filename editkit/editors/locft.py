@@ -42,7 +42,7 @@ import contextlib
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, cast
@@ -80,6 +80,8 @@ CHECKPOINT = "locft.safetensors"
 CHECKPOINT_FORMAT = "editkit-locft-checkpoint/1"
 #: options that change where or how often state is kept, not the result: a run may resume with others
 _STORAGE_OPTIONS = ("cache_memory_mb", "cache_dir", "checkpoint_every")
+# what a checkpoint's identity is checked for before a resumed run's setup, and how a mismatch is named
+_EARLY_LABELS = {"config": "options", "requests": "requests", "weights": "weights in the tuned layers", "model": "model weights"}
 
 
 def _help(text: str, default: Any) -> Any:
@@ -243,8 +245,12 @@ class _Tuner:
         cfg: LocFTConfig,
         *,
         cache_dir: str | Path | None = None,
+        expect: Mapping[str, Any] | None = None,
+        where: str | Path = "",
     ) -> None:
         self.model, self.cfg = model, cfg
+        self._model_sha256: str | None = None
+        self.resumed: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None  # the checkpoint resumed from
         self.params = location.parameters(model)
         if isinstance(requests, Iterator) and (cfg.null_space or cfg.preserve_kl > 0):
             requests = list(requests)  # the preservation set reads them again
@@ -256,6 +262,7 @@ class _Tuner:
         if self.n_requests == 0:
             raise EditkitError("no requests to edit")
         reread = cast(Sequence[EditRequest], requests)  # only iterated (again) below
+        self.w0 = {n: p.detach().float().clone() for n, p in self.params.items()}
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         # The KL term's sequences follow the requests' in ``encoded`` (one prefix cache for both).
         self.kl_seqs: list[int] = []
@@ -268,9 +275,11 @@ class _Tuner:
             first = len(self.encoded)
             self.encoded.extend(encode_pairs(tok, [p for p, _ in pairs], [a for _, a in pairs]))
             self.kl_seqs = list(range(first, len(self.encoded)))
+        if expect is not None:  # a resumed run: refuse another model, options or requests before the slow setup
+            check_identity(expect, self._identity(), where, _EARLY_LABELS)
+        if self.kl_seqs:
             with _frozen(model):
                 self.kl_ref = self._reference_logprobs(model)
-        self.w0 = {n: p.detach().float().clone() for n, p in self.params.items()}
         self.spaces: dict[str, NullSpace] = {}
         self.transposed = {n: weight_is_transposed(model, n) for n in self.params}
         if cfg.null_space:
@@ -306,15 +315,38 @@ class _Tuner:
         """Indices in ``encoded`` of request ``i``'s sequences."""
         return range(i * self.n_variants, (i + 1) * self.n_variants)
 
-    def identity(self) -> dict[str, Any]:
-        """What a checkpoint of this run must match to be resumed."""
+    def model_sha256(self) -> str:
+        """:func:`~editkit.report.weights_sha256` of the whole model, computed once (on first use).
+
+        Every weight is read (offloaded ones where they are stored): about 1-2 s per GB
+        of weights on one CPU core, paid once by a run that checkpoints or resumes.
+        The model is not written to while it is tuned, so the value stays valid; call it
+        before :meth:`session` (the prefix cache changes what the model's state holds).
+        """
+        if self._model_sha256 is None:
+            from editkit.report.provenance import weights_sha256
+
+            self._model_sha256 = weights_sha256(self.model)
+        return self._model_sha256
+
+    def _identity(self) -> dict[str, Any]:
+        """What a resumed run must match and can be checked before the setup's forwards (see :meth:`identity`)."""
         options = {k: v for k, v in self.cfg.to_dict().items() if k not in _STORAGE_OPTIONS}
         return {
             "config": json.loads(json.dumps(options)),
             "requests": {"n": self.n_requests, "tokens": self.encoded.fingerprint()},
             "weights": tensor_digest(self.w0),
-            "null_space": tensor_digest({n: p for n, p in self.proj.items()}),
+            "model": self.model_sha256(),
         }
+
+    def identity(self) -> dict[str, Any]:
+        """What a checkpoint of this run must match to be resumed.
+
+        The options (but those that only say where state is kept), the encoded
+        requests, the tuned tensors, the whole model's weights (:meth:`model_sha256`)
+        and the null-space projectors.
+        """
+        return {**self._identity(), "null_space": tensor_digest({n: p for n, p in self.proj.items()})}
 
     def close(self) -> None:
         """Release the prefix cache (and its file, if it went to disk)."""
@@ -440,9 +472,18 @@ class _LocalizedFinetune(Editor[Any]):
             raise EditkitError(f"{self.name} does not checkpoint, so it cannot resume: run it again from the start")
         if resume and (folder is None or not has_checkpoint(folder)):
             raise InputError(f"no {self.name} checkpoint to resume from in {folder}: run without resume")
+        saved = None
+        if resume and folder is not None:  # checked against the run before its setup (prefix cache, KL, null space)
+            saved = load_checkpoint(folder / CHECKPOINT, CHECKPOINT_FORMAT, what="LocFT-BF checkpoint")
         t0 = time.perf_counter()
-        tuner = _Tuner(model, tok, requests, location, self.config, cache_dir=folder)
+        tuner = _Tuner(
+            model, tok, requests, location, self.config, cache_dir=folder,
+            expect=saved[1].get("identity", {}) if saved is not None else None, where=folder / CHECKPOINT if folder else "",
+        )
+        tuner.resumed = saved
         try:
+            if self.resumable and folder is not None:
+                tuner.model_sha256()  # for the checkpoints' identity: read outside the training session
             t_setup = time.perf_counter() - t0
             opt = torch.optim.Adam(list(tuner.d.values()), lr=self.config.lr)
             t1 = time.perf_counter()
@@ -575,9 +616,8 @@ def _save(folder: Path, tuner: _Tuner, opt: torch.optim.Optimizer, pos: _Positio
 
 def _restore(folder: Path, tuner: _Tuner, opt: torch.optim.Optimizer) -> _Position:
     path = folder / CHECKPOINT
-    tensors, state = load_checkpoint(path, CHECKPOINT_FORMAT, what="LocFT-BF checkpoint")
-    labels = {"config": "options", "requests": "requests", "weights": "model weights", "null_space": "preservation set"}
-    check_identity(state.get("identity", {}), tuner.identity(), path, labels)
+    tensors, state = tuner.resumed or load_checkpoint(path, CHECKPOINT_FORMAT, what="LocFT-BF checkpoint")
+    check_identity(state.get("identity", {}), tuner.identity(), path, {**_EARLY_LABELS, "null_space": "preservation set"})
     missing = [n for n in tuner.d if f"d.{n}" not in tensors]
     if missing or "rng.kl" not in tensors:
         raise InputError(f"{path}: the LocFT-BF checkpoint lacks {', '.join(missing) or 'rng.kl'}; delete it to start over")

@@ -39,6 +39,7 @@ from torch import nn
 from editkit.arch import get_arch, get_module, module_path, num_layers
 from editkit.batching import Batch, Encoded, chunks, collate, model_device
 from editkit.editors.hidden_store import HiddenStore, TokenStore, sequence_lengths
+from editkit.lm import StopForward
 from editkit.placement import module_device
 
 
@@ -105,7 +106,7 @@ class PrefixCache:
 
         def grab(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             grabbed["h"] = (args[0] if args else kwargs["hidden_states"]).detach()
-            raise _Stop
+            raise StopForward
 
         def kind(module: nn.Module, args: Any, output: Any) -> None:
             grabbed["tuple"] = isinstance(output, tuple)
@@ -117,7 +118,7 @@ class PrefixCache:
             order = np.argsort(lengths, kind="stable").tolist()  # shortest first: little padding
             for idx in chunks(order, batch_size):
                 batch = collate([encoded[i] for i in idx], pad_id=pad_id, padding_side="right").to(device)
-                with contextlib.suppress(_Stop):
+                with contextlib.suppress(StopForward):
                     model(**batch.model_inputs(), use_cache=False)
                 h = grabbed["h"]
                 if store is None:
@@ -193,10 +194,6 @@ class PrefixCache:
         """Full logits ``[B, T, V]`` for sequences ``idx`` (inside :meth:`active`); with the batch."""
         batch = self.prepare(model, idx)
         return batch, model(**batch.model_inputs(), use_cache=False).logits
-
-
-class _Stop(Exception):
-    """Raised by a hook to end a forward pass early (nothing above is needed)."""
 
 
 def check_layer(model: nn.Module, layer: int) -> int:

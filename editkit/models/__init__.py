@@ -8,6 +8,9 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
+import tempfile
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +145,9 @@ def load_model(
             (``"cpu"`` next to GPUs, ``"disk"``) are loaded for each forward.
         offload_folder: where accelerate may write weights it offloads to disk
             (only those it cannot read from the model's own safetensors files);
-            default: a folder under the editkit cache (``EDITKIT_CACHE``).
+            default: a new folder of this process under the editkit cache
+            (``EDITKIT_CACHE``/offload), removed when the model is garbage-collected
+            or the process exits (at once when nothing was written there).
         trust_remote_code: off unless you ask; never enabled by editkit itself.
         allow_pickle: read pickle-based weights (``pytorch_model.bin``); off unless you ask,
             since unpickling a file can run arbitrary code. Without it only safetensors load.
@@ -179,14 +184,15 @@ def load_model(
     kwargs: dict[str, Any] = {"dtype": torch_dtype, "trust_remote_code": trust_remote_code}
     if not allow_pickle:
         kwargs["use_safetensors"] = True
-    spill = None  # the default offload folder, removed again when accelerate wrote nothing there
+    spill = None  # the default offload folder: this process's own, removed with the model
     if device_map is not None:
-        spill = None if offload_folder is not None else _offload_folder(source, torch_dtype)
+        spill = None if offload_folder is not None else _offload_folder()
         kwargs["device_map"] = device_map
         kwargs["offload_folder"] = str(offload_folder or spill)
+    loaded: Any = None
     try:
         with _quiet_transformers():
-            loaded: Any = AutoModelForCausalLM.from_pretrained(
+            loaded = AutoModelForCausalLM.from_pretrained(
                 source, config=config, output_loading_info=True, **kwargs
             )
             tok = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
@@ -202,9 +208,11 @@ def load_model(
     except Exception as exc:  # truncated safetensors, a broken tokenizer.json, ...: the files are at fault
         raise _load_error(spec, source, local, exc) from exc
     finally:
-        for folder in (spill, spill.parent) if spill is not None else ():
-            if folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
+        if spill is not None:
+            if loaded is None or not any(spill.iterdir()):  # failed, or nothing offloaded to disk
+                shutil.rmtree(spill, ignore_errors=True)
+            else:  # the model's hooks read the files there until it is gone
+                weakref.finalize(loaded[0], shutil.rmtree, str(spill), True)
     model, info = loaded
     missing = list(info.get("missing_keys") or [])
     if missing:
@@ -245,10 +253,15 @@ def _check_device_map_names(spec: str, config: Any, device_map: dict[str, Any]) 
         )
 
 
-def _offload_folder(source: str, dtype: Any) -> Path:
-    """The default folder for weights accelerate offloads to disk: one per model source and dtype."""
-    key = hashlib.sha256(f"{source}|{dtype}".encode()).hexdigest()[:16]
-    return cache_root() / "offload" / key
+def _offload_folder() -> Path:
+    """A new folder for the weights accelerate offloads to disk, this process's own.
+
+    A folder shared by processes loading the same model would let one overwrite
+    (or delete) the files another's hooks read.
+    """
+    root = cache_root() / "offload"
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="load-", dir=root))
 
 
 def _load_error(spec: str, source: str, local: bool, exc: BaseException) -> ModelLoadError:

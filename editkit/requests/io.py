@@ -339,7 +339,7 @@ class _Collector:
 def iter_requests(
     path: PathLike, *, format: str = "auto", limit: int | None = None
 ) -> Iterator[EditRequest]:
-    """Stream the requests of a file, one at a time, in constant memory.
+    """Stream the requests of a file, one at a time (in constant memory, except for a ``.json`` file, parsed whole).
 
     The path and format are checked at once; records are read lazily, and the
     first malformed one raises (use :func:`load_requests` to see every problem).
@@ -368,7 +368,10 @@ class RequestFile:
 
     For editors that read their requests more than once (LocFT-BF encodes them,
     then builds its preservation set from their templates) without holding them
-    all: memory stays constant however large the file. The path, format and
+    all. A ``.jsonl`` file is streamed line by line (``.parquet``, ``.arrow`` and
+    ``datasets`` folders batch by batch), so memory stays bounded however large
+    it is; a ``.json`` file (one array, as CounterFact and ZsRE ship) is parsed
+    whole on each pass, so it is held in memory while it is read. The path, format and
     limit are checked at once; records are parsed on each pass, and the first
     malformed one raises (as :func:`iter_requests`).
 

@@ -11,6 +11,8 @@ from types import ModuleType
 
 import pytest
 
+from editkit.outputs import atomic_write_text
+
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,7 +55,7 @@ def test_git_dates_do_not_matter_to_the_check(tmp_path: Path) -> None:
     out = tmp_path / "benchmarks.md"
     with_date = summarize.render(results, out, date_of=lambda p: "2024-05-06")
     assert "- Date: 2024-05-06 (last git commit of the result file)" in with_date
-    summarize.write_atomic(out, with_date)
+    atomic_write_text(out, with_date)
     assert summarize.is_up_to_date(results, out, date_of=no_git)
     without = summarize.render(results, out, date_of=no_git)
     assert "- Date: unknown" in without

@@ -184,3 +184,27 @@ def test_localize_sweep_writes_table_and_plot(tiny_dir: Path, facts: Path, tmp_p
     assert [row[0] for row in table["rows"]] == [1, 3]
     assert report["metrics"]["chosen"]["layer"] in (1.0, 3.0)
     assert (out / "layers.png").stat().st_size > 1000
+
+
+def test_prepare_checkpoint_looks_for_a_checkpoint_not_a_folder(tmp_path: Path) -> None:
+    """A folder made before the first checkpoint, or holding only a killed atomic write's temp file, is no checkpoint."""
+    from editkit.cli.edit import prepare_checkpoint
+    from editkit.errors import EditkitError
+
+    out = tmp_path / "run"
+    ckpt = tmp_path / "run.checkpoint"
+    for leftover in (None, ".locft.safetensors.x1y2z3"):
+        ckpt.mkdir()
+        if leftover:
+            (ckpt / leftover).write_bytes(b"torn")
+        assert prepare_checkpoint(out, "locft-bf", True, resume=False, overwrite=False) == ckpt
+        assert not ckpt.exists()  # removed silently: nothing to resume
+        ckpt.mkdir()
+        with pytest.raises(EditkitError, match="no locft-bf checkpoint to resume from"):
+            prepare_checkpoint(out, "locft-bf", True, resume=True, overwrite=False)
+    ckpt.mkdir()
+    (ckpt / "locft.safetensors").write_bytes(b"a checkpoint")
+    with pytest.raises(EditkitError, match="pass --resume to continue it"):
+        prepare_checkpoint(out, "locft-bf", True, resume=False, overwrite=False)
+    assert prepare_checkpoint(out, "locft-bf", True, resume=True, overwrite=False) == ckpt
+    assert prepare_checkpoint(out, "locft-bf", True, resume=False, overwrite=True) == ckpt and not ckpt.exists()

@@ -232,6 +232,54 @@ def test_tied_embeddings_one_or_both_offloaded(where: str, warm: bool, dtype: to
             torch.testing.assert_close(_logits(model), base, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("where", ["head-cpu", "embeddings-disk", "both-cpu"])
+def test_tied_pair_split_for_applied_weights_contrast_pair_and_tuned_copy(where: str, tmp_path: Path) -> None:
+    """One of the tied pair offloaded: in-place application, CGE's substitution and a tuned copy reach both names."""
+    from accelerate import dispatch_model
+    from tiny_models import tiny_model
+
+    from audit.cge.pair import contrast_pair
+    from audit.mitigate import applied_weights
+    from audit.tuned import DeltaWeights
+    from editkit.placement import split_offloaded
+
+    plain = tiny_model("llama", seed=0)[0]
+    model = tiny_model("llama", seed=0)[0]
+    mapping = {**_TIED_MAPS[where], "model.layers": _CPU, "model.norm": _CPU, "model.rotary_emb": _CPU}
+    dispatch_model(model, mapping, main_device=_CPU, offload_dir=str(tmp_path / "offload"))
+    base = _logits(plain)
+    torch.testing.assert_close(_logits(model), base, rtol=0, atol=0)  # warm: the hooks split the tied pair
+    embed, head = "model.embed_tokens.weight", "lm_head.weight"
+    on_device, hooked = split_offloaded(model, {head: 1})
+    if where == "both-cpu":
+        assert (on_device, hooked) == ({}, {head: 1})
+    else:
+        assert hooked == {head: 1} and on_device == ({embed: 1} if where == "head-cpu" else {head: 1})
+    both = {embed: 1, head: 2}  # each name given keeps its own value
+    on_device, hooked = split_offloaded(model, both)
+    assert sorted(hooked) == sorted(n for n in both if is_offloaded(model, n))
+    assert on_device == {n: v for n, v in both.items() if n not in hooked}
+    assert split_offloaded(model, dict.fromkeys(["model.layers.0.mlp.up_proj.weight"])) == (
+        {"model.layers.0.mlp.up_proj.weight": None}, {})
+    for name in (embed, head):
+        delta = 0.3 * torch.randn(plain.get_parameter(name).shape, generator=torch.Generator().manual_seed(1))
+        with applied_weights(plain, DeltaWeights(plain, {name: delta})):
+            want = _logits(plain)
+        assert (want - base).abs().max() > 1e-3
+        with applied_weights(model, DeltaWeights(model, {name: delta})):
+            torch.testing.assert_close(_logits(model), want, **TOL)
+        torch.testing.assert_close(_logits(model), base, rtol=0, atol=0)
+        weights = DeltaWeights(model, {name: delta})
+        with contrast_pair(model, weights) as pair:
+            ids = torch.tensor([[0, 5, 9, 22, 17, 301, 44], [0, 7, 7, 100, 2, 3, 4]])
+            with torch.no_grad():
+                torch.testing.assert_close(pair.tuned(input_ids=ids).logits, want, **TOL)
+                torch.testing.assert_close(pair.base(input_ids=ids).logits, base, rtol=0, atol=0)
+        copy = AuditContext(model, None, weights).tuned_copy()
+        torch.testing.assert_close(_logits(copy), want, **TOL)
+        torch.testing.assert_close(_logits(model), base, rtol=0, atol=0)
+
+
 def test_check_on_device_names_the_offloaded_site(sharded: Any) -> None:
     """What an editor (in-place writes) checks before it edits a device-mapped model."""
     check_on_device(sharded, [Site(ON_DEVICE, layer=3)], "locft-bf")

@@ -181,6 +181,39 @@ def test_mend_on_a_sharded_model(folder: Path, tiny_mend_editor: Any) -> None:
         editor.compute(offloaded, tok, REQUESTS, editor.default_location(offloaded))
 
 
+def test_mend_weights_hash_memo_holds_for_offloaded_weights(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The frozen-weights hash of a model with offloaded weights is computed once, and again when the values differ."""
+    import editkit.placement
+    import editkit.report
+    from editkit.editors.mend.spec import frozen_weights_sha256
+    from editkit.placement import offloaded_values
+
+    sharded, _ = _load(folder, sharded=True)
+    name = "model.layers.1.mlp.down_proj.weight"
+    assert is_offloaded(sharded, name)
+    real = editkit.report.weights_sha256
+    calls: list[int] = []
+
+    def counting(model: Any) -> str:
+        calls.append(1)
+        return real(model)
+
+    monkeypatch.setattr(editkit.report, "weights_sha256", counting)
+    read = editkit.placement.param_value
+    kept: list[torch.Tensor] = []
+
+    def fresh(model: Any, key: str) -> torch.Tensor:  # as a disk store gives: new memory at every read
+        kept.append(read(model, key).clone())
+        return kept[-1]
+
+    monkeypatch.setattr(editkit.placement, "param_value", fresh)
+    first = frozen_weights_sha256(sharded, ["model.layers.3.mlp.down_proj.weight"])
+    assert frozen_weights_sha256(sharded, ["model.layers.3.mlp.down_proj.weight"]) == first and len(calls) == 1
+    with offloaded_values(sharded, {name: read(sharded, name) + 1}):
+        assert frozen_weights_sha256(sharded, ["model.layers.3.mlp.down_proj.weight"]) != first
+    assert frozen_weights_sha256(sharded, ["model.layers.3.mlp.down_proj.weight"]) == first and len(calls) == 3
+
+
 # ---- the command line ------------------------------------------------------------------------------
 
 

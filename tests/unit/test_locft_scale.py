@@ -201,6 +201,31 @@ def test_a_finished_checkpoint_skips_training_and_a_changed_run_is_refused(tok, 
         make_editor("locft-bf", overrides=["checkpoint_every=0"])
 
 
+def test_a_resume_on_other_model_weights_is_refused_before_the_setup(
+    tok, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The identity covers the whole model (not only the tuned tensors) and is checked before the prefix cache."""
+    model, _ = tiny_model("llama", seed=0)
+    loc = fixed(model, layer=2, module="mlp_down")
+    folder = tmp_path / "ckpt"
+    editor = make_editor("locft-bf", overrides=[*SCHEDULE, *PRESERVE])
+    editor.compute(model, tok, REQUESTS, loc, checkpoint_dir=folder)
+    other, _ = tiny_model("llama", seed=0)
+    with torch.no_grad():
+        other.get_parameter("model.layers.0.mlp.up_proj.weight")[0, 0] += 1.0  # not a tuned tensor
+
+    def no_setup(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the prefix cache was built for a resume that is refused")
+
+    monkeypatch.setattr(PrefixCache, "build", no_setup)
+    with pytest.raises(InputError, match="other model weights"):
+        editor.compute(other, tok, REQUESTS, fixed(other, layer=2, module="mlp_down"), checkpoint_dir=folder, resume=True)
+    with pytest.raises(InputError, match="other options"):
+        make_editor("locft-bf", overrides=[*SCHEDULE, *PRESERVE, "lr=1e-3"]).compute(
+            model, tok, REQUESTS, loc, checkpoint_dir=folder, resume=True
+        )
+
+
 def test_edit_command_resumes_an_interrupted_run(tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from editkit.cli import app
     from editkit.editors import load_edit

@@ -63,3 +63,46 @@ def test_cache_root_follows_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     monkeypatch.delenv("EDITKIT_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
     assert cache_root() == tmp_path / "x" / "editkit"
+
+
+def test_default_offload_folder_is_per_process_and_removed_with_the_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without offload_folder= each load gets its own folder, removed once the model is gone (or when unused)."""
+    import gc
+
+    from transformers import AutoModelForCausalLM
+
+    model, _ = tiny_model("llama", seed=0)
+    model.save_pretrained(tmp_path / "base")
+    tiny_tokenizer().save_pretrained(tmp_path / "base")
+    monkeypatch.setenv("EDITKIT_CACHE", str(tmp_path / "cache"))
+    device_map = {"model": "cpu", "lm_head": "disk"}
+    loaded, _ = load_model(str(tmp_path / "base"), device_map=device_map)  # nothing to write: no folder left
+    assert list((tmp_path / "cache" / "offload").iterdir()) == []
+    del loaded
+
+    real = AutoModelForCausalLM.from_pretrained
+    folders: list[Path] = []
+
+    def spilling(*args: object, **kwargs: object) -> object:  # as accelerate does for weights it cannot map
+        folders.append(Path(str(kwargs["offload_folder"])))
+        folders[-1].mkdir(parents=True, exist_ok=True)
+        (folders[-1] / "lm_head.weight.dat").write_bytes(b"\0" * 16)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", spilling)
+    a, _ = load_model(str(tmp_path / "base"), device_map=device_map)
+    b, _ = load_model(str(tmp_path / "base"), device_map=device_map)
+    assert len(set(folders[:2])) == 2 and all(f.parent == tmp_path / "cache" / "offload" and f.is_dir() for f in folders[:2])
+    del a
+    gc.collect()
+    assert not folders[0].exists() and folders[1].is_dir()
+    explicit = tmp_path / "mine"
+    c, _ = load_model(str(tmp_path / "base"), device_map=device_map, offload_folder=explicit)
+    del c
+    gc.collect()
+    assert (explicit / "lm_head.weight.dat").is_file()  # an explicit folder is the caller's
+    del b
+    gc.collect()
+    assert not folders[1].exists()

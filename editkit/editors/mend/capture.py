@@ -49,7 +49,7 @@ from torch import nn
 from editkit.arch import get_arch, get_module
 from editkit.batching import Batch
 from editkit.errors import EditkitError
-from editkit.lm import fast_path_ok, gathered_logits
+from editkit.lm import StopForward, fast_path_ok, gathered_logits
 from editkit.localize.common import preserved_state
 from editkit.localize.location import Location
 
@@ -113,19 +113,15 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
             module.training = True
 
 
-class _Stop(Exception):
-    """Ends a forward pass at the final norm (its logits are not needed)."""
-
-
 @contextlib.contextmanager
 def _stop_at_final_norm(model: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
-    """Inside the block, a forward raises :class:`_Stop` after the final norm; ``store["h"]`` is its output."""
+    """Inside the block, a forward raises :class:`StopForward` after the final norm; ``store["h"]`` is its output."""
     norm = get_module(model, get_arch(model).final_norm)
     store: dict[str, torch.Tensor] = {}
 
     def hook(module: nn.Module, args: Any, output: Any) -> None:
         store["h"] = output[0] if isinstance(output, tuple) else output  # [batch, seq, d]
-        raise _Stop
+        raise StopForward
 
     handle = norm.register_forward_hook(hook)
     try:
@@ -136,7 +132,7 @@ def _stop_at_final_norm(model: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
 
 def _stopped_logits(model: nn.Module, batch: Batch) -> torch.Tensor:
     """Logits predicting each target token (``[n_target_tokens, vocab]``), the model's LM head skipped."""
-    with _stop_at_final_norm(model) as store, contextlib.suppress(_Stop):
+    with _stop_at_final_norm(model) as store, contextlib.suppress(StopForward):
         model(**batch.model_inputs(), use_cache=False)
     if "h" not in store:
         raise EditkitError("the forward pass never reached the final norm: is this the right model?")

@@ -35,6 +35,7 @@ from editkit.arch import (
 )
 from editkit.errors import EditkitError
 from editkit.localize.location import MODULE_KINDS, Location, Site, resolve_layer
+from editkit.placement import offload_store_key
 
 #: Rank of the editor networks for large models (the published GPT-2 XL / GPT-J setting).
 MAX_RANK = 1920
@@ -155,20 +156,31 @@ def frozen_weights_sha256(model: nn.Module, edited: Collection[str]) -> str:
 
     The memo is keyed by each tensor's storage and in-place version counter,
     so any change to a weight (``apply``, ``load_state_dict``, ``copy_``) is noticed.
+    A weight a device map offloads is keyed by the hook's store and its key in it
+    (:func:`~editkit.placement.offload_store_key`): reading it gives a new tensor
+    every time, and editkit never writes to the store.
     """
     from editkit.placement import is_offloaded, param_value
     from editkit.report import weights_sha256
 
     state = {k: v for k, v in model.state_dict().items() if k not in edited}
-    # weights a device map offloads are read where they are stored (the model's own are meta placeholders)
-    state = {k: param_value(model, k) if v.is_meta and is_offloaded(model, k) else v for k, v in state.items()}
-    key = tuple((k, v.data_ptr(), v._version) for k, v in sorted(state.items()))
+    offloaded = {k for k, v in state.items() if v.is_meta and is_offloaded(model, k)}
+    key = tuple(_memo_key(model, k, v, k in offloaded) for k, v in sorted(state.items()))
     cached = _HASHES.get(model)
     if cached is not None and cached[0] == key:
         return cached[1]
-    digest = weights_sha256(state)
+    # weights a device map offloads are read where they are stored (the model's own are meta placeholders)
+    digest = weights_sha256({k: param_value(model, k) if k in offloaded else v for k, v in state.items()})
     _HASHES[model] = (key, digest)
     return digest
+
+
+def _memo_key(model: nn.Module, name: str, tensor: torch.Tensor, offloaded: bool) -> tuple[Any, ...]:
+    if offloaded:
+        stored = offload_store_key(model, name)
+        # other values given to the hook (an overlay): not memoized, a fresh object never equals a later key
+        return (name, "offloaded", stored if stored is not None else object())
+    return (name, tensor.data_ptr(), tensor._version)
 
 
 def build_spec(model: nn.Module, location: Location, *, rank: int, step_init: float, base_model: str) -> MendSpec:
