@@ -17,7 +17,7 @@ Writes ``OUT/safety_audit.json``, ``OUT/attack_audit.json`` (per prompt
 responses included), ``OUT/report.md`` and the two LoRA adapters
 (``OUT/safety_adapter``, ``OUT/attack_adapter``; peft, safetensors).
 
-Usage (from the repository root; ~10-20 minutes on 2 CPU cores)::
+Usage (from the repository root; 78 min on one busy CPU thread, less on 2 idle cores)::
 
     python examples/refusal_story.py --out runs/refusal_story
     python examples/refusal_story.py --out runs/refusal_story --steps 120 --eval 60 --threads 2

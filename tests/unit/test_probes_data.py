@@ -63,6 +63,26 @@ def test_shipped_responses_consistent_with_instructions() -> None:
     assert field == "prompt_source" and len(set(sources)) >= 3
 
 
+def test_shipped_generated_responses_are_hand_labelled_model_outputs() -> None:
+    """The default model's and its tuned variants' own responses: one row per model and held-out prompt."""
+    instructions = load_instructions(shipped_path("instructions.jsonl"))
+    rows = load_responses(shipped_path("responses_generated.jsonl"), instructions=instructions)
+    raw = [json.loads(line) for line in shipped_path("responses_generated.jsonl").read_text(encoding="utf-8").splitlines()]
+    by_id = {r.id: r for r in instructions}
+    assert len(rows) == 240 and {r["label_by"] for r in raw} == {"hand"}
+    assert Counter(r.source for r in rows) == {"smollm2-base": 80, "smollm2-safe": 80, "smollm2-attacked": 80}
+    for r, row in zip(rows, raw, strict=True):
+        assert r.label == CLASS_LABELS[r.cls]
+        assert r.prompt == by_id[r.instruction_id].text and r.prompt_source == by_id[r.instruction_id].source == "terse"
+        assert row["instruction_label"] == by_id[r.instruction_id].label
+    # the same prompts for every model; the safety tune refuses most harmful ones, the attack none
+    prompts = {s: [r.prompt for r in rows if r.source == s] for s in ("smollm2-base", "smollm2-safe", "smollm2-attacked")}
+    assert prompts["smollm2-base"] == prompts["smollm2-safe"] == prompts["smollm2-attacked"]
+    refusals = Counter((r.source, by_id[r.instruction_id].label) for r in rows if r.label == "refusal")
+    assert refusals[("smollm2-safe", "harmful")] > 30 > refusals[("smollm2-base", "harmful")]
+    assert refusals[("smollm2-attacked", "harmful")] == 0
+
+
 def test_build_script_is_deterministic(tmp_path: Path) -> None:
     subprocess.run([sys.executable, str(ROOT / "data/scripts/build_refusal_data.py"), "--out", str(tmp_path)],
                    check=True, capture_output=True)
