@@ -134,11 +134,19 @@ def unique(values: Sequence[Any]) -> list[Any]:
 
 
 def rel(path: Path, start: Path = ROOT) -> str:
-    """``path`` relative to ``start`` (POSIX separators) when below it, else its name."""
+    """``path`` relative to ``start`` (POSIX separators) when below it; else its longest tail that exists
+    below ``start`` (a path recorded in another checkout: ``/elsewhere/data/x.jsonl`` -> ``data/x.jsonl``);
+    else its name."""
     try:
         return path.resolve().relative_to(start.resolve()).as_posix()
     except ValueError:
-        return path.name
+        pass
+    parts = path.parts[1:] if path.is_absolute() else path.parts
+    for i in range(len(parts) - 1):
+        tail = Path(*parts[i:])
+        if (start / tail).exists():
+            return tail.as_posix()
+    return path.name
 
 
 def device_of(name: str) -> str | None:

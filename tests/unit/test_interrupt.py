@@ -232,6 +232,8 @@ def test_a_signal_during_the_final_rename_waits_for_it(tmp_path: Path, monkeypat
         out.mkdir()
         (out / "old.txt").write_text("old")
     real_replace = os.replace
+    # Python's own Ctrl-C handler, even where this process was started with SIGINT ignored (nohup, `cmd &`)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def replace_then_signal(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
         real_replace(src, dst)
@@ -240,6 +242,7 @@ def test_a_signal_during_the_final_rename_waits_for_it(tmp_path: Path, monkeypat
     with pytest.raises(KeyboardInterrupt), outputs.output_dir(out, overwrite=overwrite) as tmp:
         (tmp / "new.txt").write_text("new")
         monkeypatch.setattr(outputs.os, "replace", replace_then_signal)
+    signal.signal(signal.SIGINT, previous)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no temporary or trash folder left
     assert sorted(p.name for p in out.iterdir()) == ["new.txt"]
 
