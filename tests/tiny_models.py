@@ -363,3 +363,29 @@ def save_tiny_full(path: Any, *, scale: float, strong: tuple[str, ...] = ()) -> 
                     p.add_(0.5 * u @ v / math.sqrt(p.shape[1]))
     model.save_pretrained(path)
     return path
+
+
+SHARDED_LLAMA_MAP: dict[str, str] = {
+    "model.embed_tokens": "cpu",
+    "model.layers.0": "cpu",
+    "model.layers.1": "disk",
+    "model.layers.2": "disk",
+    "model.layers.3": "cpu",
+    "model.norm": "cpu",
+    "model.rotary_emb": "cpu",
+    "lm_head": "cpu",
+}
+"""A device map for the tiny llama: blocks 1 and 2 offloaded to disk (accelerate's hooks load them per call)."""
+
+
+def edit_requests() -> list[Any]:
+    """Three counterfactual requests (one with a paraphrase and a neighbor) for the editor tests."""
+    from editkit.requests import EditRequest, Neighbor
+
+    return [
+        EditRequest("The capital of France is", "Rome", subject="France", target_true="Paris",
+                    paraphrase_prompts=("The capital city of France is",),
+                    neighborhood_prompts=(Neighbor("The capital of Spain is", "Madrid"),)),
+        EditRequest("Toyota is a car maker from", "Italy", subject="Toyota", target_true="Japan"),
+        EditRequest("People in Spain speak", "French", subject="Spain", target_true="Spanish"),
+    ]

@@ -209,6 +209,35 @@ def placement_label(device: str, device_map: str | None) -> str:
     return device if device_map is None else f"device_map={device_map}"
 
 
+def claim_checkpoint(
+    out: Path, what: str, has_checkpoint: Callable[[Path], bool], *, resume: bool, overwrite: bool,
+    drop_empty: bool = False,
+) -> Path:
+    """``OUT.checkpoint`` checked against --resume/--overwrite, for a command that checkpoints.
+
+    A checkpoint left by an interrupted run is continued with --resume, or removed with
+    --overwrite; otherwise it is an error, so that nothing is silently thrown away. With
+    ``drop_empty`` a folder that holds no checkpoint (``has_checkpoint`` false) is removed first.
+
+    Raises:
+        EditkitError: a leftover checkpoint without --resume/--overwrite, or --resume with none.
+    """
+    import shutil
+
+    ckpt = checkpoint_dir(out)
+    if drop_empty and ckpt.is_dir() and not has_checkpoint(ckpt):
+        shutil.rmtree(ckpt, ignore_errors=True)
+    if ckpt.exists() and not resume:
+        if not overwrite:
+            raise EditkitError(
+                f"an interrupted run left a checkpoint in {ckpt}: pass --resume to continue it, or --overwrite to start over"
+            )
+        shutil.rmtree(ckpt)
+    if resume and not has_checkpoint(ckpt):
+        raise EditkitError(f"no {what} checkpoint to resume from in {ckpt}: run without --resume")
+    return ckpt
+
+
 def checked_out(out: os.PathLike[str] | str | None, overwrite: bool, *inputs: object) -> list[Path]:
     """Check ``--out`` before any work; return the command's local inputs to pass on to ``output_dir``.
 

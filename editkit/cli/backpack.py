@@ -11,7 +11,7 @@ from rich.table import Table
 
 from editkit.cli._common import (
     checked_out,
-    checkpoint_dir,
+    claim_checkpoint,
     err_console,
     handle_errors,
     out_console,
@@ -91,15 +91,7 @@ def train_command(
             f"{corpus}: no {' or '.join(missing)}; build the corpus with "
             f"`python data/scripts/build_backpack_corpus.py --out-dir {corpus}`"
         )
-    ckpt = checkpoint_dir(out)
-    if ckpt.exists() and not resume:
-        if not overwrite:
-            raise EditkitError(
-                f"an interrupted run left a checkpoint in {ckpt}: pass --resume to continue it, or --overwrite to start over"
-            )
-        shutil.rmtree(ckpt)
-    if resume and not has_checkpoint(ckpt):
-        raise EditkitError(f"no Backpack checkpoint to resume from in {ckpt}: run without --resume")
+    ckpt = claim_checkpoint(out, "Backpack", has_checkpoint, resume=resume, overwrite=overwrite)
     cfg = BackpackTrainConfig.from_file(config) if config else BackpackTrainConfig()
     cfg = cfg.with_overrides([*set_, f"seed={seed}"])
     tables = list(facts) or [shipped(name) for name in DEFAULT_FACT_TABLES]

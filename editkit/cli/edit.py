@@ -14,7 +14,7 @@ from editkit.cli._common import (
     allow_pickle_option,
     checked_loading,
     checked_out,
-    checkpoint_dir,
+    claim_checkpoint,
     device_map_option,
     dtype_option,
     err_console,
@@ -58,19 +58,9 @@ def prepare_checkpoint(out: Path, method: str, resumable: bool, *, resume: bool,
         if resume:
             raise EditkitError(f"--resume: the {method} editor does not checkpoint; run without --resume")
         return None
-    ckpt = checkpoint_dir(out)
-    if ckpt.is_dir() and not has_checkpoint(ckpt):
-        # no checkpoint was written yet (the folder is made first, for the cached states' file) or only a
-        # killed atomic write's temporary file is left: nothing to resume, nothing worth keeping
-        shutil.rmtree(ckpt, ignore_errors=True)
-    if ckpt.exists() and not resume:
-        if not overwrite:
-            raise EditkitError(
-                f"an interrupted run left a checkpoint in {ckpt}: pass --resume to continue it, or --overwrite to start over"
-            )
-        shutil.rmtree(ckpt)
-    if resume and not has_checkpoint(ckpt):
-        raise EditkitError(f"no {method} checkpoint to resume from in {ckpt}: run without --resume")
+    # drop_empty: the folder is made before the first checkpoint (for the cached states' file), and a
+    # killed atomic write leaves only a temporary file: nothing to resume, nothing worth keeping
+    ckpt = claim_checkpoint(out, method, has_checkpoint, resume=resume, overwrite=overwrite, drop_empty=True)
     return ckpt
 
 

@@ -12,7 +12,7 @@ from rich.table import Table
 from editkit.cli._common import (
     allow_pickle_option,
     checked_out,
-    checkpoint_dir,
+    claim_checkpoint,
     err_console,
     handle_errors,
     out_console,
@@ -66,21 +66,12 @@ def train_command(
 
     from editkit.editors.mend import MendTrainConfig, save_editor, train_editor
     from editkit.editors.mend.store import has_checkpoint
-    from editkit.errors import EditkitError
     from editkit.models import load_model
     from editkit.outputs import output_dir
     from editkit.requests import load_requests
 
     inputs = checked_out(out, overwrite, model, train, val, config)  # never replaced by --overwrite
-    ckpt = checkpoint_dir(out)
-    if ckpt.exists() and not resume:
-        if not overwrite:
-            raise EditkitError(
-                f"an interrupted run left a checkpoint in {ckpt}: pass --resume to continue it, or --overwrite to start over"
-            )
-        shutil.rmtree(ckpt)
-    if resume and not has_checkpoint(ckpt):
-        raise EditkitError(f"no MEND checkpoint to resume from in {ckpt}: run without --resume")
+    ckpt = claim_checkpoint(out, "MEND", has_checkpoint, resume=resume, overwrite=overwrite)
     cfg = MendTrainConfig.from_file(config) if config else MendTrainConfig()
     direct = [f"{k}={v}" for k, v in (("lr", lr), ("max_steps", max_steps), ("batch_size", batch_size)) if v is not None]
     cfg = cfg.with_overrides([*set_, *direct, f"seed={seed}"])

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import torch
-from tiny_models import save_tiny_full, save_tiny_lora, tiny_tokenizer
+from tiny_models import SHARDED_LLAMA_MAP, save_tiny_full, save_tiny_lora, tiny_tokenizer
 from typer.testing import CliRunner
 
 from audit.context import AuditContext
@@ -51,16 +51,7 @@ from probes.activations import collect_activations
 
 pytestmark = [pytest.mark.unit, pytest.mark.filterwarnings("ignore::UserWarning")]
 
-DEVICE_MAP = {
-    "model.embed_tokens": "cpu",
-    "model.layers.0": "cpu",
-    "model.layers.1": "disk",
-    "model.layers.2": "disk",
-    "model.layers.3": "cpu",
-    "model.norm": "cpu",
-    "model.rotary_emb": "cpu",
-    "lm_head": "cpu",
-}
+DEVICE_MAP = SHARDED_LLAMA_MAP
 OFFLOADED = "model.layers.1.mlp.down_proj.weight"
 ON_DEVICE = "model.layers.3.mlp.down_proj.weight"
 PROMPTS = ["The capital of France is", "Hi", "People in Spain speak Spanish and people in Italy speak"]

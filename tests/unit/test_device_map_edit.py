@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import torch
-from tiny_models import tiny_model, tiny_tokenizer
+from tiny_models import SHARDED_LLAMA_MAP, edit_requests, tiny_model, tiny_tokenizer
 from typer.testing import CliRunner
 
 from editkit.cli import app
@@ -29,28 +29,12 @@ from editkit.evaluate import EvalConfig, evaluate
 from editkit.localize import fixed
 from editkit.models import load_model
 from editkit.placement import device_map_of, is_offloaded, param_value
-from editkit.requests import EditRequest, Neighbor
 
 pytestmark = [pytest.mark.unit, pytest.mark.filterwarnings("ignore::UserWarning")]
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "edit"
-DEVICE_MAP = {
-    "model.embed_tokens": "cpu",
-    "model.layers.0": "cpu",
-    "model.layers.1": "disk",
-    "model.layers.2": "disk",
-    "model.layers.3": "cpu",
-    "model.norm": "cpu",
-    "model.rotary_emb": "cpu",
-    "lm_head": "cpu",
-}
-REQUESTS = [
-    EditRequest("The capital of France is", "Rome", subject="France", target_true="Paris",
-                paraphrase_prompts=("The capital city of France is",),
-                neighborhood_prompts=(Neighbor("The capital of Spain is", "Madrid"),)),
-    EditRequest("Toyota is a car maker from", "Italy", subject="Toyota", target_true="Japan"),
-    EditRequest("People in Spain speak", "French", subject="Spain", target_true="Spanish"),
-]
+DEVICE_MAP = SHARDED_LLAMA_MAP
+REQUESTS = edit_requests()
 FAST = ["epochs=4", "min_steps=4", "batch_size=2", f"preserve_file={FIX / 'general.jsonl'}",
         "preserve_general=0", "preserve_per_template=0"]
 TOL = {"rtol": 1e-5, "atol": 1e-7}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_models import tiny_backpack, tiny_model
+from tiny_models import edit_requests, tiny_backpack, tiny_model
 
 from editkit.arch import get_arch, get_module
 from editkit.batching import encode_pairs
@@ -26,20 +26,13 @@ from editkit.editors.nullspace import collect_inputs, null_space_projector
 from editkit.editors.prefix import PrefixCache
 from editkit.errors import EditkitError, InputError
 from editkit.localize import fixed, localize
-from editkit.requests import EditRequest, Neighbor
 
 pytestmark = pytest.mark.unit
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "edit"
 PRESERVE = [f"preserve_file={FIX / 'general.jsonl'}", "preserve_general=0", "preserve_per_template=0"]
 
-REQUESTS = [
-    EditRequest("The capital of France is", "Rome", subject="France", target_true="Paris",
-                paraphrase_prompts=("The capital city of France is",),
-                neighborhood_prompts=(Neighbor("The capital of Spain is", "Madrid"),)),
-    EditRequest("Toyota is a car maker from", "Italy", subject="Toyota", target_true="Japan"),
-    EditRequest("People in Spain speak", "French", subject="Spain", target_true="Spanish"),
-]
+REQUESTS = edit_requests()
 
 FAST = ["epochs=3", "min_steps=3", "batch_size=2", "steps_per_edit=2"]
 
