@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from editkit.backpack import add_sense_slots
 from editkit.cli import app
 from editkit.editors import EditResult, apply, make_editor, revert
-from editkit.editors.sense.general import GeneralText
+from editkit.editors.league.general import GeneralText
 from editkit.editors.sense.transfer import (
     EnsembleLM,
     beta_schedule,

@@ -1,8 +1,7 @@
 """Sense finetuning of Backpack language models (Hewitt et al., 2024), registered as ``sense``.
 
 - :mod:`.config`: :class:`SenseConfig`;
-- :mod:`.general`: the KL regularizer's and the league's general text, :class:`League`;
-- :mod:`.editor`: :class:`SenseEditor` (the training loop);
+- :mod:`.editor`: :class:`SenseEditor` (trained by the league loop, :mod:`editkit.editors.league`);
 - :mod:`.transfer`: :class:`EnsembleLM`, the edit carried over to a larger causal LM
   sharing the tokenizer, and :func:`transfer_edit` (beta chosen as published).
 
@@ -15,9 +14,9 @@ The sense vectors to train come from the ``senses`` localization strategy
 
 from __future__ import annotations
 
+from editkit.editors.league.general import GeneralText, League, split_general
 from editkit.editors.sense.config import SenseConfig
 from editkit.editors.sense.editor import SenseEditor
-from editkit.editors.sense.general import GeneralText, League, split_general
 from editkit.editors.sense.transfer import (
     BetaSelection,
     EnsembleLM,

@@ -12,14 +12,14 @@ change the Backpack's prediction, the target is left alone.
   (:func:`editkit.evaluate.evaluate`: teacher-forced scoring, generation,
   reference-text drift). It keeps one Backpack: the original and the edited
   forward differ only in the few parameters the edit touches (the sense-delta
-  slots), substituted with ``torch.func.functional_call``; the Backpack's own
+  slots, or any edited tensor), substituted (:mod:`editkit.substitute`); the Backpack's own
   weights are never written.
 - :func:`select_beta` chooses ``beta`` as published: lowered from 1.0 in steps
   of 0.1 until the target's mean NLL on held-out general text is inside the
   deviation league ``initial x (1 + eps)`` (:class:`~editkit.editors.sense.League`);
   beta 0, the plain target, always qualifies.
 - :func:`transfer_edit` does both with the edit's own league (eps, held-out
-  passages, passage length), as the sense editor used them.
+  passages, passage length), as the edit's editor used them.
 
 The two models must share a tokenizer (:func:`check_shared_tokenizer`). Their
 output sizes may differ by padding rows (the public Backpack pads GPT-2's 50257
@@ -47,11 +47,12 @@ from transformers.modeling_outputs import CausalLMOutput
 
 from editkit.backpack.sense_delta import add_sense_slots, sense_pair_of
 from editkit.batching import model_device
+from editkit.editors.league.config import LeagueConfig
+from editkit.editors.league.general import GeneralText, League, split_general
+from editkit.editors.league.loop import general_texts as league_texts
 from editkit.editors.result import EditResult, is_applied, reverted
-from editkit.editors.sense.config import SenseConfig
-from editkit.editors.sense.editor import _general_texts
-from editkit.editors.sense.general import GeneralText, League, split_general
 from editkit.errors import EditkitError
+from editkit.substitute import Substitution
 
 #: Encoded by both tokenizers in :func:`check_shared_tokenizer` (catches BOS/EOS differences).
 _PROBE = "The capital of France is Paris. 1990: Über 2 cafés!\n"
@@ -167,6 +168,7 @@ class EnsembleLM(nn.Module):
         self.beta = beta
         self._original, self._edited = _edit_weights(backpack, edit)
         self._changes = any(not torch.equal(self._original[n], self._edited[n]) for n in self._original)
+        self._substitute = Substitution(backpack, list(self._original))
         sizes = {"the target": _output_size(target), "the Backpack": _output_size(backpack)}
         if tokenizer is not None:
             for name, size in sizes.items():
@@ -230,7 +232,7 @@ class EnsembleLM(nn.Module):
 
         def logprobs(weights: dict[str, torch.Tensor]) -> torch.Tensor:
             params = {n: w.to(dev) for n, w in weights.items()}
-            out = torch.func.functional_call(self.backpack, params, (), inputs, strict=False)
+            out = self._substitute(self.backpack, params, inputs)
             return torch.log_softmax(out.logits.float(), dim=-1)
 
         return logprobs(self._edited) - logprobs(self._original)
@@ -479,11 +481,14 @@ def select_beta(
     return BetaSelection(beta, eps, initial, league.cutoff, trials)
 
 
-def _league_settings(edit: EditResult) -> SenseConfig:
-    """The sense editor's league settings of ``edit`` (defaults for edits of other editors)."""
-    if edit.method != "sense":
-        return SenseConfig()
-    return SenseConfig.from_mapping(edit.config, where="the edit's config")
+def _league_settings(edit: EditResult) -> LeagueConfig:
+    """The league settings ``edit`` was trained with (defaults for edits of editors without a league)."""
+    from editkit.editors.registry import EDITORS, editor_names
+
+    entry = EDITORS.get(edit.method) if edit.method in editor_names() else None
+    if entry is None or not issubclass(entry.config_cls, LeagueConfig):
+        return LeagueConfig()
+    return entry.config_cls.from_mapping(edit.config, where="the edit's config")
 
 
 def transfer_edit(
@@ -513,7 +518,7 @@ def transfer_edit(
     """
     cfg = _league_settings(edit)
     if general_texts is None:
-        _, general_texts = split_general(_general_texts(cfg), cfg.kl_passages, cfg.league_passages)
+        _, general_texts = split_general(league_texts(cfg), cfg.kl_passages, cfg.league_passages)
     ensemble = EnsembleLM(target, backpack, edit, beta if beta is not None else 1.0, tokenizer=tok)
     if beta is None:
         chosen = select_beta(ensemble, tok, general_texts, eps=cfg.league, max_length=cfg.max_length)

@@ -1,4 +1,4 @@
-"""General text for sense finetuning: the KL regularizer and the deviation league.
+"""General text for league finetuning: the KL regularizer and the deviation league.
 
 Two disjoint slices of one passage list (the shipped ``data/preserve_text.jsonl``
 or a user file): the first ``kl_passages`` feed the KL term, the last
