@@ -69,7 +69,7 @@ def edit_command(
     facts: Path = typer.Option(..., "--facts", "-f", help="Edit requests: canonical JSONL, CounterFact or ZsRE."),
     out: Path = typer.Option(Path("runs/edit"), "--out", "-o", help="Output directory (must not exist unless --overwrite)."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Zoo alias, local folder, .gguf file or hub id."),
-    method: str = typer.Option("locft-bf", "--method", help="Editor: locft-bf, ft-df or mend (needs --editor)."),
+    method: str = typer.Option("locft-bf", "--method", help="Editor: locft-bf, ft-df, mend (needs --editor), sense (Backpack, --strategy senses), finetune or lora."),
     editor_dir: Path | None = typer.Option(None, "--editor", help="Trained MEND editor directory (for --method mend)."),
     layer: str | None = typer.Option(None, "--layer", help="auto (sweep), a layer index, or a relative depth (default: the editor's, LocFT 0.14)."),
     module: str | None = typer.Option(None, "--module", help="mlp_down (default), mlp_up, mlp, attn_out or block."),

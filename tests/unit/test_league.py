@@ -197,3 +197,28 @@ def test_substitution_matches_an_in_place_edit_and_keeps_parameters(tok, model_t
         w.sub_(delta)
     torch.testing.assert_close(out, expected)
     assert not torch.allclose(out, plain)
+
+
+def test_suffix_logprobs_and_success_rate_by_hand(tok) -> None:
+    from editkit.evaluate.canonical import success_rate, successes, suffix_logprobs
+    from editkit.requests import CanonicalExample
+
+    model, _ = tiny_model("llama", seed=0)
+    texts = [CanonicalExample("The capital of France is", suffix=" Paris"),
+             CanonicalExample("Rome is in", suffix=" Italy, Europe", loss_type="bad")]
+    lp = suffix_logprobs(lambda kw: model(**kw).logits, tok, texts, batch_size=1)
+    for text, got in zip(texts, lp, strict=True):
+        prompt = tok(text.prefix).input_ids
+        full = tok(text.prefix + text.suffix).input_ids
+        assert full[: len(prompt)] == prompt
+        with torch.no_grad():
+            logp = torch.log_softmax(model(torch.tensor([full])).logits[0].float(), -1)
+        expected = sum(float(logp[i - 1, full[i]]) for i in range(len(prompt), len(full)))
+        assert abs(float(got) - expected) < 1e-4
+    p = lp.exp()
+    threshold = float(p[0]) * 0.5 + float(p[1]) * 0.5 if p[0] != p[1] else 0.5
+    expected_ok = [bool(p[0] > threshold), bool(p[1] < threshold)]
+    assert successes(lp, texts, threshold).tolist() == expected_ok
+    assert success_rate(lp, texts, threshold) == sum(expected_ok) / 2
+    with pytest.raises(EditkitError, match="threshold"):
+        success_rate(lp, texts, 1.5)
