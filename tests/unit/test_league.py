@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -222,3 +223,34 @@ def test_suffix_logprobs_and_success_rate_by_hand(tok) -> None:
     assert success_rate(lp, texts, threshold) == sum(expected_ok) / 2
     with pytest.raises(EditkitError, match="threshold"):
         success_rate(lp, texts, 1.5)
+
+
+def test_side_by_side_example_runs_end_to_end_on_tiny_models(tok, tmp_path: Path, monkeypatch) -> None:
+    """examples/sense_side_by_side.py: task selection, the three Backpack methods, the default-model rows."""
+    import importlib.util
+
+    from tiny_models import tiny_tokenizer
+
+    script = Path(__file__).resolve().parents[2] / "examples" / "sense_side_by_side.py"
+    spec = importlib.util.spec_from_file_location("sense_side_by_side", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up there
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the script adds data/scripts to it
+    spec.loader.exec_module(module)
+    tokenizer = tiny_tokenizer()
+    tiny_backpack(seed=3).save_pretrained(tmp_path / "bp")
+    tokenizer.save_pretrained(tmp_path / "bp")
+    tiny_model("llama", seed=1)[0].save_pretrained(tmp_path / "tg")
+    tokenizer.save_pretrained(tmp_path / "tg")
+    out = tmp_path / "out"
+    assert module.main(["--backpack", str(tmp_path / "bp"), "--target", str(tmp_path / "tg"), "--out", str(out),
+                        "--per-relation", "1", "--epochs", "1", "--threshold", "0.2"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["method"] for r in summary["backpack_test"]] == ["sense", "finetune", "lora"]
+    assert len(summary["backpack_val"]) == sum(len(g) for g in module.LR_GRID.values())
+    assert [r["method"] for r in summary["target_test"]] == ["sense edit via ensemble", "LocFT-BF (default options)"]
+    facts = [json.loads(line) for line in (out / "facts.jsonl").read_text().splitlines()]
+    assert {f["split"] for f in facts} == {"val", "test"} and len(facts) == summary["task"]["val"] + summary["task"]["test"]
+    assert all(len(f["eval_prompts"]) == 4 for f in facts)
+    assert "| sense |" in (out / "summary.md").read_text()
