@@ -13,7 +13,8 @@ Examples"), on the project's own models and facts:
   (``good``: "The capital of Angola is" -> " Luanda"). **Evaluation texts**:
   the relation's paraphrase prompts (4 per fact; one of them the Backpack never
   saw for any fact), success when ``P(answer) > threshold``
-  (:mod:`editkit.evaluate.canonical`).
+  (:mod:`editkit.evaluate.canonical`). One threshold for every relation: the
+  country task's 0.2 (the paper uses 0.05 for its company task).
 - **Backpack runs**, all in the same league loop (Adam, KL to the unedited
   model on general text, a checkpoint counts only while held-out general loss
   stays under ``initial x (1 + eps)``): ``sense`` (the sense vectors the
@@ -61,7 +62,8 @@ from editkit.models import DEFAULT_MODEL, load_model
 from editkit.outputs import output_dir
 from editkit.requests import CanonicalExample, EditRequest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data" / "scripts"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "data" / "scripts"))
 from build_backpack_corpus import known_spellings, sentence, strip_article  # noqa: E402
 from candidates import RELATIONS, order_key  # noqa: E402
 
@@ -92,7 +94,7 @@ class TaskFact:
 
 
 def candidate_facts() -> list[TaskFact]:
-    known = known_spellings(Path("data/facts.jsonl"))
+    known = known_spellings(ROOT / "data" / "facts.jsonl")
     out = []
     for rel in RELATIONS:
         for raw, spec in rel.facts:
@@ -125,9 +127,10 @@ def choose_task(backpack: Any, target: Any, tok: Any, per_relation: int, thresho
     unknown = torch.ones(len(facts), dtype=torch.bool)
     per_model = {}
     for name, model in (("backpack", backpack), ("target", target)):
-        ok = successes(suffix_logprobs(plain(model), tok, texts), texts, threshold).view(len(facts), -1)
+        ok = successes(suffix_logprobs(plain(model), tok, texts), texts, threshold)
         per_model[name] = float(ok.float().mean())
-        unknown &= ~ok.any(dim=1)
+        per_fact = torch.split(ok, [len(f.evals) for f in facts])
+        unknown &= ~torch.stack([part.any() for part in per_fact])
     val, test, by_rel = [], [], {}
     for rel in RELATIONS:
         pool = sorted((f for f, u in zip(facts, unknown.tolist(), strict=True) if u and f.relation == rel.name),
@@ -286,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if row["change"] > best_change:
                 best_lr, best_change = lr, row["change"]
         row, _ = edit_run(target, tok, "lora", {**common, "lr": best_lr, "eval_every": 4}, test, args.threshold, before=t_before)
-        target_rows.append({**row, "method": "LoRA in the league", "in_league": bool(row["league_met"]) or row["change"] == 0,
+        target_rows.append({**row, "method": "LoRA in the league", "in_league": row["league_met"],
                             "notes": f"lr {best_lr:g}, {row['location']}"})
         print(f"lora on target: {row['change']:+.3f} league {row['league_met']}", flush=True)
 

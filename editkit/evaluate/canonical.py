@@ -42,7 +42,7 @@ def suffix_logprobs(
         raise EditkitError("success rates are defined for texts with one suffix (prefix + suffix)")
     encoded = encode_continuations(tok, [t.prefix for t in texts], [t.suffixes[0] for t in texts])
     pad = int(tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
-    out = []
+    out: list[float] = []
     for part in chunks(encoded, batch_size):
         batch = collate(part, pad_id=pad, padding_side="right").to(device)
         logp = batch.target_logprobs(forward(batch.model_inputs()))
@@ -57,9 +57,9 @@ def successes(logprobs: torch.Tensor, texts: Sequence[CanonicalExample], thresho
     kinds = {t.loss_type for t in texts}
     if not kinds <= {"good", "bad"}:
         raise EditkitError(f"success rates take good or bad texts, not {sorted(kinds - {'good', 'bad'})}")
-    above = logprobs > math.log(threshold)
+    bound = math.log(threshold)
     bad = torch.tensor([t.loss_type == "bad" for t in texts], dtype=torch.bool)
-    return torch.where(bad, ~above, above)
+    return torch.where(bad, logprobs < bound, logprobs > bound)
 
 
 def success_rate(logprobs: torch.Tensor, texts: Sequence[CanonicalExample], threshold: float) -> float:

@@ -15,7 +15,7 @@ from editkit.cli import app
 from editkit.editors import apply, load_edit, make_editor, revert
 from editkit.editors.league import lora_sites, whole_model
 from editkit.errors import EditkitError
-from editkit.localize import Location, fixed
+from editkit.localize import Location, Site, fixed, localize
 from editkit.objectives import encode_examples, example_losses
 from editkit.requests import as_examples
 
@@ -48,22 +48,47 @@ def _example_loss(model, tok):
     return lambda forward: example_losses(forward, encoded, pad_id=pad, device="cpu").mean()
 
 
-def test_first_full_finetuning_step_is_adams_sign_step(tok, general: str) -> None:
-    """One Adam step from zero moves each weight by lr * g / (|g| + eps), g from a plain backward."""
-    model, _ = tiny_model("llama", seed=0)
+def test_full_finetuning_equals_a_plain_adam_loop(tok, general: str) -> None:
+    """Four steps of the finetune editor = torch Adam on a copy of the model's own parameters (plain backward)."""
+    import copy
+
+    model, _ = tiny_model("gpt2", seed=0)  # tied embeddings: the location includes the shared wte
     loc = fixed(model, layer=1, module="mlp")
     lr = 1e-3
-    result = make_editor("finetune", _options(general, lr=lr, epochs=1, batch_size=10)).compute(
+    result = make_editor("finetune", _options(general, lr=lr, epochs=4, batch_size=10)).compute(
         model, tok, edit_requests(), loc
     )
-    assert result.info["league"]["accepted_step"] == 1
-    loss = _example_loss(model, tok)(lambda inputs: model(**inputs).logits)
-    params = dict(model.named_parameters())
-    grads = torch.autograd.grad(loss, [params[n] for n in loc.params])
-    for name, g in zip(loc.params, grads, strict=True):
-        expected = -lr * g / (g.abs() + 1e-8)
-        torch.testing.assert_close(result.deltas[name], expected, rtol=1e-4, atol=1e-9)
+    assert result.info["league"]["accepted_step"] == 4
+    twin = copy.deepcopy(model)
+    params = dict(twin.named_parameters())
+    for p in twin.parameters():
+        p.requires_grad_(False)
+    trained = [params[n].requires_grad_(True) for n in loc.params]
+    start = [p.detach().clone() for p in trained]
+    opt = torch.optim.Adam(trained, lr=lr)
+    loss_fn = _example_loss(twin, tok)
+    for _ in range(4):
+        opt.zero_grad()
+        loss_fn(lambda inputs: twin(**inputs).logits).backward()
+        opt.step()
+    for name, p0, p in zip(loc.params, start, trained, strict=True):
+        torch.testing.assert_close(result.deltas[name], (p.detach() - p0), rtol=1e-4, atol=1e-7)
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_finetune_never_trains_sense_slots_and_lora_refuses_tied_or_row_sites(tok, general: str) -> None:
+    model = tiny_backpack(seed=0)
+    n_own = len(list(model.parameters()))
+    localize("senses", model, tok, edit_requests(), top_k=3)  # adds zero sense-delta slots to the model
+    assert len(list(model.parameters())) > n_own
+    loc = make_editor("finetune").default_location(model)
+    assert len(loc.params) == n_own and not any("sense_delta" in p for p in loc.params)
+    gpt2, _ = tiny_model("gpt2", seed=0)
+    with pytest.raises(EditkitError, match="tied"):
+        make_editor("lora").compute(gpt2, tok, edit_requests(), lora_sites(gpt2, "lm_head"))
+    rows = Location((Site("transformer.h.0.mlp.c_fc.weight", 0, "mlp_up", rows=(0, 1)),))
+    with pytest.raises(EditkitError, match="rows"):
+        make_editor("lora").compute(gpt2, tok, edit_requests(), rows)
 
 
 @pytest.mark.parametrize("model_type", ["llama", "gpt2"])

@@ -21,6 +21,7 @@ from typing import Any
 from torch import nn
 
 from editkit.arch import ArchitectureError, num_layers
+from editkit.backpack.sense_delta import sense_pair_of
 from editkit.editors.league.config import FinetuneConfig, LoraConfig
 from editkit.editors.league.loop import LeagueEditor
 from editkit.editors.league.runs import DeltaRun, FullRun, LoraRun, is_lora_module
@@ -29,8 +30,12 @@ from editkit.localize.location import MODULE_KINDS, Location, Site, module_sites
 
 
 def whole_model(model: nn.Module) -> Location:
-    """Every parameter of ``model`` (tied tensors once)."""
-    sites = tuple(Site(name, None, "all") for name, _ in model.named_parameters())
+    """Every parameter of ``model`` (tied tensors once), but no Backpack sense-delta slot.
+
+    The slots are zero placeholders the ``senses`` strategy adds for sense
+    finetuning; full finetuning of the model is the model's own weights.
+    """
+    sites = tuple(Site(name, None, "all") for name, _ in model.named_parameters() if sense_pair_of(name) is None)
     return Location(sites, "fixed", "the whole model")
 
 
@@ -87,6 +92,9 @@ class LoraEditor(LeagueEditor[LoraConfig]):
         return lora_sites(model, self.config.targets)
 
     def make_run(self, model: Any, tok: Any, location: Location, pad_id: int) -> DeltaRun:
+        restricted = [s.param for s in location.sites if s.rows is not None]
+        if restricted:
+            raise EditkitError(f"LoRA adapts whole matrices; the location restricts {restricted[0]!r} to some rows")
         names = [s.param for s in location.sites if s.param.endswith(".weight") and is_lora_module(model, s.param)]
         if not names:
             raise EditkitError(

@@ -122,14 +122,14 @@ def train_in_league(
             if steps % cfg.eval_every and steps != total_steps:
                 continue
             with torch.no_grad():
-                point = Checkpoint(steps, run.snapshot(), float(run.edit_loss(encoded)), held_out.nll(run.edited))
-            accepted = league.allows(point.general_loss)
+                edit_loss, general_loss = float(run.edit_loss(encoded)), held_out.nll(run.edited)
+            accepted = league.allows(general_loss)
             rejected += not accepted
-            if accepted and point.edit_loss < best.edit_loss:
-                best = point
+            if accepted and edit_loss < best.edit_loss:  # copied only when kept (a full model for finetune)
+                best = Checkpoint(steps, run.snapshot(), edit_loss, general_loss)
             log.append(
                 {"step": steps, "epoch": epoch, "loss": float(loss.detach()), "kl": float(kl.detach()),
-                 "edit_loss": point.edit_loss, "general_loss": point.general_loss, "accepted": accepted}
+                 "edit_loss": edit_loss, "general_loss": general_loss, "accepted": accepted}
             )
         if progress:
             progress(f"epoch {epoch} edit loss {log[-1]['edit_loss']:.4f}", epoch, cfg.epochs)

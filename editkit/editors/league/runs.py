@@ -3,7 +3,9 @@
 Each holds the frozen values ``w0`` of the location's tensors and free
 tensors from which it builds a delta per tensor; the model's own forward runs
 with ``w0 + delta`` substituted (:class:`editkit.substitute.Substitution`), the same
-path an applied edit takes. The model's weights are never written.
+path an applied edit takes. The model's weights are never written. Train
+fp32 models: the substituted weight is cast to the model's dtype, and in bf16
+an update below about 0.4% of a weight rounds away in the forward.
 
 - :class:`SenseRun`: one free vector per selected (token, sense) slot (sense
   finetuning, Hewitt et al., 2024).
@@ -68,7 +70,7 @@ class DeltaRun:
             raise EditkitError(f"the model has no {what} {missing[0]!r}: {self.missing_hint}")
         self.model, self.names, self.pad_id = model, list(names), pad_id
         self.device = model_device(model)
-        self.w0 = [named[n].detach().float().clone() for n in self.names]
+        self.w0 = [named[n].detach().float() for n in self.names]  # never written: no copy for fp32 weights
         self.dtypes = [named[n].dtype for n in self.names]
         self.substitute = Substitution(model, self.names)
 
@@ -162,10 +164,15 @@ class LoraRun(DeltaRun):
             if not (transposed or isinstance(module, nn.Linear)):
                 raise EditkitError(f"LoRA adapts nn.Linear and Conv1D weights; {name!r} is a {type(module).__name__}")
             out_dim, in_dim = (w.shape[1], w.shape[0]) if transposed else (w.shape[0], w.shape[1])
+            if len(self.substitute.paths[name]) > 1:
+                raise EditkitError(
+                    f"{name!r} is tied to {', '.join(p for p in self.substitute.paths[name] if p != name)}: LoRA on it "
+                    "would also change the tied copy (peft adapts only the one module); pick untied matrices"
+                )
             a = torch.empty(rank, in_dim)
             nn.init.kaiming_uniform_(a, a=math.sqrt(5), generator=gen)
-            a_list.append(a.to(self.device).requires_grad_(True))
-            b_list.append(torch.zeros(out_dim, rank, device=self.device, requires_grad=True))
+            a_list.append(a.to(w.device).requires_grad_(True))  # each factor where its weight lives (device maps)
+            b_list.append(torch.zeros(out_dim, rank, device=w.device, requires_grad=True))
             self.transposed.append(transposed)
         self.n = len(self.names)
         self.trainable = [*a_list, *b_list]
