@@ -116,6 +116,12 @@ def perplexity(model: Any, tok: Any, texts: list[str] | None) -> float | None:
     return reference_drift(model, tok, texts).perplexity if texts else None
 
 
+def lora_lr(args: argparse.Namespace, rank: int) -> float:
+    """The learning rate of the LoRA run at ``rank``: ``--lr-lora`` has one value, or one per ``--ranks`` entry."""
+    lrs = list(args.lr_lora)
+    return float(lrs[0] if len(lrs) == 1 else lrs[list(args.ranks).index(rank)])
+
+
 def run_lora(spec: str, rank: int, texts: list[str], ref: list[str] | None, dest: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Train one LoRA adapter (``r = rank``, ``alpha = 2 r``) and save it to ``dest``."""
     from peft import LoraConfig, get_peft_model
@@ -127,11 +133,12 @@ def run_lora(spec: str, rank: int, texts: list[str], ref: list[str] | None, dest
     peft_model = get_peft_model(model, config)
     params = [p for p in peft_model.parameters() if p.requires_grad]
     start = time.perf_counter()
-    losses = train(peft_model, tok, texts, params, steps=args.steps, lr=args.lr_lora, batch_size=args.batch_size,
+    lr = lora_lr(args, rank)
+    losses = train(peft_model, tok, texts, params, steps=args.steps, lr=lr, batch_size=args.batch_size,
                    max_length=args.max_length, seed=args.seed)
     seconds = time.perf_counter() - start
     peft_model.save_pretrained(str(dest))
-    return {"kind": "lora", "rank": rank, "lr": args.lr_lora, "trainable": sum(p.numel() for p in params),
+    return {"kind": "lora", "rank": rank, "lr": lr, "trainable": sum(p.numel() for p in params),
             "loss_first": losses[0], "loss_last": losses[-1], "train_seconds": seconds,
             "perplexity": perplexity(peft_model, tok, ref)}
 
@@ -195,7 +202,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--ranks", type=int, nargs="+", default=[1, 8, 64], help="LoRA ranks (default: 1 8 64)")
     ap.add_argument("--no-full", action="store_true", help="skip the full fine-tune")
     ap.add_argument("--steps", type=int, default=100, help="optimizer steps per run (default: 100)")
-    ap.add_argument("--lr-lora", type=float, default=1e-3, help="LoRA learning rate (default: 1e-3)")
+    ap.add_argument("--lr-lora", type=float, nargs="+", default=[1e-3],
+                    help="LoRA learning rate: one for every rank, or one per --ranks entry (default: 1e-3)")
     ap.add_argument("--lr-full", type=float, default=5e-5, help="full fine-tuning learning rate (default: 5e-5)")
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--max-length", type=int, default=32, help="tokens per sentence at most")
@@ -215,6 +223,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if args.steps < 1 or args.batch_size < 1 or args.n_texts < 1:
         ap.error("--steps, --batch-size and --n-texts must be >= 1")
+    if len(args.lr_lora) not in (1, len(args.ranks)) or min(args.lr_lora) <= 0:
+        ap.error(f"--lr-lora: give one positive rate, or one per rank ({len(args.ranks)}), not {args.lr_lora}")
     return args
 
 
