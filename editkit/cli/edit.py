@@ -185,7 +185,8 @@ def edit_command(
     if transfer_to:
         moved = transfer.run_transfer(
             transfer_to, lm, tok, result, requests, beta=fixed_beta, device=device, eval_cfg=eval_cfg, texts=texts,
-            allow_pickle=allow_pickle,
+            allow_pickle=allow_pickle, dtype=dtype,
+            device_map=placement if isinstance(placement, str) else None,  # a module map names the Backpack's modules
         )
     prov = provenance(
         ["editkit", *sys.argv[1:]],

@@ -25,7 +25,10 @@ if TYPE_CHECKING:
     from editkit.evaluate import EvalConfig, EvalResult
     from editkit.report import ModelInfo, Report
 
-HELP_TO = "After a sense edit of the Backpack (--model), also evaluate model M plain and with the edit (ensemble)."
+HELP_TO = (
+    "After a sense edit of the Backpack (--model), also evaluate model M plain and with the edit (ensemble). "
+    "M is loaded with --dtype and, when it is a strategy (auto, balanced...), --device-map."
+)
 HELP_BETA = "Ensemble weight for --transfer-to: auto (highest of 1.0, 0.9, ... inside the edit's league) or a number."
 
 
@@ -74,15 +77,19 @@ def run_transfer(
     eval_cfg: EvalConfig,
     texts: Sequence[str] | None,
     allow_pickle: bool = False,
+    dtype: Any = "float32",
+    device_map: Any = None,
 ) -> TransferRun:
-    """Load M, check its tokenizer, choose beta, evaluate M plain and as the ensemble."""
+    """Load M (with the edit's ``--dtype`` / ``--device-map``), check its tokenizer, choose beta, evaluate M plain and as the ensemble."""
     from editkit.editors.sense.transfer import check_shared_tokenizer, transfer_edit
     from editkit.evaluate import evaluate
     from editkit.models import load_model
     from editkit.report import model_info, weights_sha256
 
     with stage_progress(f"loading {spec}") as progress:
-        target, target_tok = load_model(spec, device=device, allow_pickle=allow_pickle, progress=progress)
+        target, target_tok = load_model(
+            spec, dtype=dtype, device=device, device_map=device_map, allow_pickle=allow_pickle, progress=progress
+        )
     check_shared_tokenizer(tok, target_tok, names=("the Backpack", spec))
     info = model_info(target, spec, "transfer target", weights_sha256=weights_sha256(target))
     with stage_progress("choosing beta" if beta is None else "measuring beta"):

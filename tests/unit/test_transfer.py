@@ -341,3 +341,40 @@ def test_edit_with_transfer_to_reports_the_target_plain_and_with_the_edit(tok, t
     assert report["config"]["transfer"]["beta"] == next(r[0] for r in betas if r[3])
     assert [m["role"] for m in report["provenance"]["models"]][-1] == "transfer target"
     assert "Ensemble transfer" in res.output
+
+
+@pytest.mark.parametrize(("device_map", "expected"), [("sequential", "sequential"), (None, None)])
+def test_transfer_target_is_loaded_with_the_edits_dtype_and_map_strategy(
+    tok, tmp_path: Path, monkeypatch, device_map, expected
+) -> None:
+    """--dtype goes to M; a --device-map strategy too (a module map names the Backpack's modules, so it does not)."""
+    import editkit.models as models
+
+    calls: list[dict] = []
+    real = models.load_model
+
+    def recording(spec, **kwargs):
+        calls.append({"spec": str(spec), **kwargs})
+        kwargs.pop("device_map", None)  # load on the CPU as usual; only what was asked is checked
+        return real(spec, **kwargs)
+
+    monkeypatch.setattr(models, "load_model", recording)
+    backpack_dir, target_dir = tmp_path / "backpack", tmp_path / "target"
+    tiny_backpack(seed=3).save_pretrained(backpack_dir)
+    tok.save_pretrained(backpack_dir)
+    tiny_model("llama", seed=1)[0].save_pretrained(target_dir)
+    tok.save_pretrained(target_dir)
+    general = tmp_path / "general.jsonl"
+    general.write_text("\n".join(json.dumps({"text": t}) for t in GENERAL))
+    facts = tmp_path / "facts.jsonl"
+    facts.write_text(json.dumps({"prompt": "The capital of France is", "target_new": "Rome"}) + "\n")
+    extra = ["--device-map", device_map] if device_map else []
+    res = _run(
+        "edit", "--model", str(backpack_dir), "--method", "sense", "--strategy", "senses", "--facts", str(facts),
+        "--out", str(tmp_path / "edit"), "--reference", "none", "--no-fluency", "--no-generation", "--save", "delta",
+        "--set", "epochs=1", "--set", f"general_file={general}", "--set", "kl_passages=2",
+        "--set", "league_passages=2", "--transfer-to", str(target_dir), "--dtype", "bfloat16", *extra,
+    )
+    assert res.exit_code == 0, res.output
+    target_call = next(c for c in calls if c["spec"] == str(target_dir))
+    assert target_call["dtype"] == "bfloat16" and target_call.get("device_map") == expected
