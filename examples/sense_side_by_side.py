@@ -1,20 +1,22 @@
 """Sense finetuning vs full finetuning vs LoRA on the small Backpack; the ensemble vs LocFT-BF on the default model.
 
 The comparison of Hewitt et al. (2024, "Model Editing with Canonical
-Examples"), on the project's own models and facts:
+Examples"), on the project's own models and edit set:
 
-- **Task.** Facts of the fact tables (``data/scripts/candidates.py``) that
-  neither the Backpack nor the target model knows in any of the relation's
-  paraphrased phrasings: ``P(answer | paraphrase) <= threshold`` (0.2, the
-  paper's country task) for every paraphrase, on both models. Up to
-  ``--per-relation`` per relation, split alternately into a validation and a
-  test half.
-- **Canonical examples**: the main prompt of each fact with its answer
-  (``good``: "The capital of Angola is" -> " Luanda"). **Evaluation texts**:
-  the relation's paraphrase prompts (4 per fact; one of them the Backpack never
-  saw for any fact), success when ``P(answer) > threshold``
-  (:mod:`editkit.evaluate.canonical`). One threshold for every relation: the
-  country task's 0.2 (the paper uses 0.05 for its company task).
+- **Task.** Counterfactual edits of ``data/counterfact.jsonl`` (the small
+  Backpack was trained on every true fact of the fact tables and knows all of
+  them, so teaching it a fact it lacks means changing one). Chosen: requests
+  whose new answer neither model gives to any paraphrase before editing
+  (``P(new answer | paraphrase) <= threshold``, 0.2 as in the paper's country
+  task), up to ``--per-relation`` per relation, ordered by a seeded hash of
+  the id and split alternately into a validation and a test half.
+- **Canonical examples**: the request's prompt with its new answer (``good``:
+  "The capital of Eritrea is" -> " Port Vila"). **Evaluation texts**: its
+  paraphrase prompts with the new answer, success when ``P(answer) >
+  threshold`` (:mod:`editkit.evaluate.canonical`). **Neighbors kept**: of the
+  neighborhood prompts whose true answer had ``P > threshold`` before, the
+  share that still does (the paper reports only the league; this is the
+  locality every other editkit table shows).
 - **Backpack runs**, all in the same league loop (Adam, KL to the unedited
   model on general text, a checkpoint counts only while held-out general loss
   stays under ``initial x (1 + eps)``): ``sense`` (the sense vectors the
@@ -23,7 +25,8 @@ Examples"), on the project's own models and facts:
   unit test checks it). The learning rate of each is chosen on the validation
   half (best success rate; ties: the smaller rate), then the method is run
   once on the test half; reported: the success-rate change on the test
-  evaluation texts and whether an edited checkpoint made the league.
+  evaluation texts, neighbors kept and whether an edited checkpoint made the
+  league.
 - **Default model, test half**: the chosen sense edit carried over through the
   ensemble (``p ∝ p_target (p_edited / p_orig)^beta``, beta chosen in the
   league on the target's held-out general text) vs LocFT-BF on the default
@@ -36,7 +39,7 @@ Run from the repository root (after ``make backpack``; one thread, about 30-40 m
 
 Writes OUT (default runs/sense-side-by-side), atomically: ``summary.json`` (every
 run: options, success before/after, league, timings), ``summary.md`` (tables,
-also printed) and ``facts.jsonl`` (the chosen facts and their split).
+also printed) and ``facts.jsonl`` (the chosen requests and their split).
 """
 
 from __future__ import annotations
@@ -60,16 +63,15 @@ from editkit.evaluate.canonical import successes, suffix_logprobs
 from editkit.localize import localize
 from editkit.models import DEFAULT_MODEL, load_model
 from editkit.outputs import output_dir
-from editkit.requests import CanonicalExample, EditRequest
+from editkit.requests import CanonicalExample, EditRequest, Neighbor
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "data" / "scripts"))
-from build_backpack_corpus import known_spellings, sentence, strip_article  # noqa: E402
-from candidates import RELATIONS, order_key  # noqa: E402
+from candidates import order_key  # noqa: E402
 
 #: Learning rates tried per method on the validation half (the paper sweeps per method too).
 LR_GRID: dict[str, tuple[float, ...]] = {
-    "sense": (1e-3, 3e-3, 1e-2),
+    "sense": (1e-3, 3e-3, 1e-2, 3e-2),
     "finetune": (1e-5, 1e-4, 1e-3),
     "lora": (1e-4, 1e-3, 1e-2),
 }
@@ -86,25 +88,29 @@ class TaskFact:
     subject: str
     canonical: CanonicalExample
     evals: tuple[CanonicalExample, ...]
+    neighbors: tuple[CanonicalExample, ...]
 
     def to_dict(self, split: str) -> dict[str, Any]:
         return {"split": split, "relation": self.relation, "subject": self.subject,
                 "prompt": self.canonical.prefix, "answer": self.canonical.suffix,
-                "eval_prompts": [e.prefix for e in self.evals]}
+                "eval_prompts": [e.prefix for e in self.evals],
+                "neighbors": [[n.prefix, n.suffix] for n in self.neighbors]}
 
 
-def candidate_facts() -> list[TaskFact]:
-    known = known_spellings(ROOT / "data" / "facts.jsonl")
+def candidate_facts(path: Path = ROOT / "data" / "counterfact.jsonl") -> list[TaskFact]:
+    """Every request of the edit set: prompt + new answer, paraphrases + new answer, neighbors + their answers."""
     out = []
-    for rel in RELATIONS:
-        for raw, spec in rel.facts:
-            subject = strip_article(raw)
-            answer = " " + known.get((rel.name, subject), spec.split("|")[0])
-            out.append(TaskFact(
-                rel.name, subject, CanonicalExample(sentence(rel.main.format(raw)), suffix=answer),
-                tuple(CanonicalExample(sentence(t.format(raw)), suffix=answer) for t in rel.paraphrases),
-            ))
-    return out
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        answer = " " + row["target_new"]
+        out.append(TaskFact(
+            row["id"].split("-", 1)[0], row["subject"], CanonicalExample(row["prompt"], suffix=answer),
+            tuple(CanonicalExample(p, suffix=answer) for p in row.get("paraphrase_prompts", [])),
+            tuple(CanonicalExample(n["prompt"], suffix=" " + n["target"]) for n in row.get("neighborhood_prompts", [])),
+        ))
+    return [f for f in out if f.evals and f.neighbors]
 
 
 def plain(model: Any) -> Forward:
@@ -121,7 +127,7 @@ def success(forward: Forward, tok: Any, facts: Sequence[TaskFact], threshold: fl
 
 
 def choose_task(backpack: Any, target: Any, tok: Any, per_relation: int, threshold: float, seed: int) -> tuple[list[TaskFact], list[TaskFact], dict[str, Any]]:
-    """Facts no eval phrasing of which either model gets right; alternately validation / test."""
+    """Requests no paraphrase of which either model completes with the new answer; alternately validation / test."""
     facts = candidate_facts()
     texts = eval_texts(facts)
     unknown = torch.ones(len(facts), dtype=torch.bool)
@@ -131,21 +137,36 @@ def choose_task(backpack: Any, target: Any, tok: Any, per_relation: int, thresho
         per_model[name] = float(ok.float().mean())
         per_fact = torch.split(ok, [len(f.evals) for f in facts])
         unknown &= ~torch.stack([part.any() for part in per_fact])
-    val, test, by_rel = [], [], {}
-    for rel in RELATIONS:
-        pool = sorted((f for f, u in zip(facts, unknown.tolist(), strict=True) if u and f.relation == rel.name),
-                      key=lambda f: order_key(seed, f.subject))[:per_relation]
-        by_rel[rel.name] = len(pool)
+    val: list[TaskFact] = []
+    test: list[TaskFact] = []
+    by_rel: dict[str, int] = {}
+    for relation in sorted({f.relation for f in facts}):
+        pool = sorted((f for f, u in zip(facts, unknown.tolist(), strict=True) if u and f.relation == relation),
+                      key=lambda f: order_key(seed, f.canonical.prefix))[:per_relation]
+        by_rel[relation] = len(pool)
         for f in pool:  # alternate over the whole list, so one fact per relation still splits
             (val if (len(val) + len(test)) % 2 == 0 else test).append(f)
-    info = {"candidate_facts": len(facts), "eval_success_before": per_model,
+    info = {"candidate_requests": len(facts), "new_answer_success_before": per_model,
             "unknown_to_both": int(unknown.sum()), "chosen_per_relation": by_rel,
             "val": len(val), "test": len(test)}
     return val, test, info
 
 
+def neighbors_kept(forward: Forward, tok: Any, facts: Sequence[TaskFact], threshold: float, before: torch.Tensor) -> float:
+    """Of the neighbor texts that succeeded before (``before``, bool), the share that still does."""
+    texts = [n for f in facts for n in f.neighbors]
+    now = successes(suffix_logprobs(forward, tok, texts), texts, threshold)
+    return float(now[before].float().mean()) if bool(before.any()) else float("nan")
+
+
+def neighbor_baseline(forward: Forward, tok: Any, facts: Sequence[TaskFact], threshold: float) -> torch.Tensor:
+    texts = [n for f in facts for n in f.neighbors]
+    return successes(suffix_logprobs(forward, tok, texts), texts, threshold)
+
+
 def edit_run(model: Any, tok: Any, method: str, options: dict[str, Any], facts: Sequence[TaskFact],
-             threshold: float, *, before: float | None = None) -> tuple[dict[str, Any], Any]:
+             threshold: float, *, before: float | None = None,
+             neighbors_before: torch.Tensor | None = None) -> tuple[dict[str, Any], Any]:
     examples = [f.canonical for f in facts]
     t0 = time.perf_counter()
     editor = make_editor(method, options)
@@ -156,15 +177,18 @@ def edit_run(model: Any, tok: Any, method: str, options: dict[str, Any], facts: 
     result = editor.compute(model, tok, examples, location)
     seconds = time.perf_counter() - t0
     before = success(plain(model), tok, facts, threshold) if before is None else before
+    if neighbors_before is None:
+        neighbors_before = neighbor_baseline(plain(model), tok, facts, threshold)
     apply(model, result)
     try:
         after = success(plain(model), tok, facts, threshold)
+        kept = neighbors_kept(plain(model), tok, facts, threshold, neighbors_before)
     finally:
         revert(model, result)
     league = result.info.get("league", {})
     row = {
         "method": method, "options": options, "location": location.describe(), "n_tensors": len(result.deltas),
-        "success_before": before, "success_after": after, "change": after - before,
+        "success_before": before, "success_after": after, "change": after - before, "neighbors_kept": kept,
         "league_met": league.get("met"), "accepted_step": league.get("accepted_step"),
         "general_loss_ratio": (league["accepted_general_loss"] / league["initial_general_loss"]) if league else None,
         "seconds": seconds,
@@ -184,25 +208,27 @@ def general_loss(forward: Forward, tok: Any, max_length: int = 128) -> float:
 
 def markdown(summary: dict[str, Any]) -> str:
     lines = ["# Sense finetuning side by side", "",
-             f"Task: {summary['task']['val']} validation and {summary['task']['test']} test facts, "
-             f"{summary['task']['eval_texts_per_fact']} evaluation texts each, success = P(answer) > "
-             f"{summary['threshold']}; league eps {summary['league']}.", "",
+             f"Task: {summary['task']['val']} validation and {summary['task']['test']} test requests, "
+             f"success = P(new answer | paraphrase) > {summary['threshold']}; neighbors kept = share of the "
+             f"neighbor prompts above it for their true answer before that still are; league eps {summary['league']}.", "",
              "## Backpack (test half, learning rate chosen on the validation half)", "",
-             "| method | lr | success before | after | change | league met | general loss ratio | seconds |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| method | lr | success before | after | change | neighbors kept | league met | general loss ratio | seconds |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for row in summary["backpack_test"]:
         lines.append(f"| {row['method']} | {row['options']['lr']:g} | {row['success_before']:.3f} | "
-                     f"{row['success_after']:.3f} | {row['change']:+.3f} | {row['league_met']} | "
-                     f"{row['general_loss_ratio']:.5f} | {row['seconds']:.0f} |")
-    lines += ["", "Validation sweep:", "", "| method | lr | change | league met |", "|---|---|---|---|"]
+                     f"{row['success_after']:.3f} | {row['change']:+.3f} | {row['neighbors_kept']:.3f} | "
+                     f"{row['league_met']} | {row['general_loss_ratio']:.5f} | {row['seconds']:.0f} |")
+    lines += ["", "Validation sweep:", "", "| method | lr | change | neighbors kept | league met |", "|---|---|---|---|---|"]
     for row in summary["backpack_val"]:
-        lines.append(f"| {row['method']} | {row['options']['lr']:g} | {row['change']:+.3f} | {row['league_met']} |")
+        lines.append(f"| {row['method']} | {row['options']['lr']:g} | {row['change']:+.3f} | "
+                     f"{row['neighbors_kept']:.3f} | {row['league_met']} |")
     lines += ["", "## Default model (test half)", "",
-              "| method | success before | after | change | general loss ratio | in league | notes |",
-              "|---|---|---|---|---|---|---|"]
+              "| method | success before | after | change | neighbors kept | general loss ratio | in league | notes |",
+              "|---|---|---|---|---|---|---|---|"]
     for row in summary["target_test"]:
         lines.append(f"| {row['method']} | {row['success_before']:.3f} | {row['success_after']:.3f} | "
-                     f"{row['change']:+.3f} | {row['general_loss_ratio']:.5f} | {row['in_league']} | {row.get('notes', '')} |")
+                     f"{row['change']:+.3f} | {row['neighbors_kept']:.3f} | {row['general_loss_ratio']:.5f} | "
+                     f"{row['in_league']} | {row.get('notes', '')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -229,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     task["eval_texts_per_fact"] = len(val[0].evals) if val else 0
     print(json.dumps(task), flush=True)
     if not val or not test:
-        raise SystemExit("too few facts unknown to both models for a validation and a test half: raise --per-relation")
+        raise SystemExit("too few requests new to both models for a validation and a test half: raise --per-relation")
     common = {"league": args.league, "epochs": args.epochs, "seed": args.seed}
     extra = {"lora": {"targets": BACKPACK_LORA_TARGETS}}
     val_rows: list[dict[str, Any]] = []
@@ -237,17 +263,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, Any] = {}
     val_before = success(plain(backpack), tok, val, args.threshold)
     test_before = success(plain(backpack), tok, test, args.threshold)
+    val_nb = neighbor_baseline(plain(backpack), tok, val, args.threshold)
+    test_nb = neighbor_baseline(plain(backpack), tok, test, args.threshold)
+    task["backpack_neighbors_known"] = {"val": float(val_nb.float().mean()), "test": float(test_nb.float().mean())}
     for method, grid in LR_GRID.items():
         best: dict[str, Any] | None = None
         for lr in grid:
             row, _ = edit_run(backpack, tok, method, {**common, **extra.get(method, {}), "lr": lr}, val,
-                              args.threshold, before=val_before)
+                              args.threshold, before=val_before, neighbors_before=val_nb)
             val_rows.append(row)
             print(f"val  {method:9s} lr {lr:g}: {row['change']:+.3f} league {row['league_met']} ({row['seconds']:.0f} s)", flush=True)
             if best is None or row["change"] > best["change"]:
                 best = row
         assert best is not None
-        row, result = edit_run(backpack, tok, method, best["options"], test, args.threshold, before=test_before)
+        row, result = edit_run(backpack, tok, method, best["options"], test, args.threshold, before=test_before,
+                               neighbors_before=test_nb)
         test_rows.append(row)
         results[method] = result
         print(f"test {method:9s} lr {best['options']['lr']:g}: {row['change']:+.3f} league {row['league_met']}", flush=True)
@@ -255,40 +285,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The default model: the sense edit through the ensemble, LocFT-BF directly, optionally LoRA.
     target_rows: list[dict[str, Any]] = []
     t_before = success(plain(target), tok, test, args.threshold)
+    t_nb = neighbor_baseline(plain(target), tok, test, args.threshold)
+    task["target_neighbors_known"] = float(t_nb.float().mean())
     g0 = general_loss(plain(target), tok)
     t0 = time.perf_counter()
     ensemble, chosen = transfer_edit(target, backpack, results["sense"], tok)
     ens_after = success(lambda kw: ensemble(**kw).logits, tok, test, args.threshold)
+    ens_kept = neighbors_kept(lambda kw: ensemble(**kw).logits, tok, test, args.threshold, t_nb)
     ratio = general_loss(lambda kw: ensemble(**kw).logits, tok) / g0
     target_rows.append({"method": "sense edit via ensemble", "success_before": t_before, "success_after": ens_after,
-                        "change": ens_after - t_before, "general_loss_ratio": ratio, "in_league": ratio < 1 + args.league,
+                        "change": ens_after - t_before, "neighbors_kept": ens_kept, "general_loss_ratio": ratio, "in_league": ratio < 1 + args.league,
                         "notes": f"beta {chosen.beta:g}", "beta": chosen.to_dict(), "seconds": time.perf_counter() - t0})
     print(f"ensemble beta {chosen.beta:g}: {ens_after - t_before:+.3f}", flush=True)
     t0 = time.perf_counter()
-    requests = [EditRequest(f.canonical.prefix, f.canonical.suffix.strip(), subject=f.subject) for f in test]
+    # The neighbors go along so that LocFT-BF's automatic preservation set leaves them out (it never
+    # preserves evaluated prompts); the paraphrases are not trained on.
+    requests = [EditRequest(f.canonical.prefix, f.canonical.suffix.strip(), subject=f.subject,
+                            neighborhood_prompts=tuple(Neighbor(n.prefix, n.suffix.strip()) for n in f.neighbors))
+                for f in test]
     editor = make_editor("locft-bf", {"seed": args.seed})
     result = editor.compute(target, tok, requests, editor.default_location(target))
     apply(target, result)
     try:
         after = success(plain(target), tok, test, args.threshold)
+        kept = neighbors_kept(plain(target), tok, test, args.threshold, t_nb)
         ratio = general_loss(plain(target), tok) / g0
     finally:
         revert(target, result)
     target_rows.append({"method": "LocFT-BF (default options)", "success_before": t_before, "success_after": after,
-                        "change": after - t_before, "general_loss_ratio": ratio, "in_league": ratio < 1 + args.league,
+                        "change": after - t_before, "neighbors_kept": kept, "general_loss_ratio": ratio, "in_league": ratio < 1 + args.league,
                         "notes": result.location.describe(), "seconds": time.perf_counter() - t0})
     print(f"locft-bf: {after - t_before:+.3f} general x{ratio:.5f}", flush=True)
     if args.target_lora:
         t_val = success(plain(target), tok, val, args.threshold)
+        t_val_nb = neighbor_baseline(plain(target), tok, val, args.threshold)
         best_lr, best_change = TARGET_LORA_LRS[0], -2.0
         for lr in TARGET_LORA_LRS:
-            row, _ = edit_run(target, tok, "lora", {**common, "lr": lr, "eval_every": 4}, val, args.threshold, before=t_val)
+            row, _ = edit_run(target, tok, "lora", {**common, "lr": lr, "eval_every": 4}, val, args.threshold,
+                              before=t_val, neighbors_before=t_val_nb)
             row["method"] = "lora (default model)"
             val_rows.append(row)
             print(f"val  lora on target lr {lr:g}: {row['change']:+.3f} league {row['league_met']}", flush=True)
             if row["change"] > best_change:
                 best_lr, best_change = lr, row["change"]
-        row, _ = edit_run(target, tok, "lora", {**common, "lr": best_lr, "eval_every": 4}, test, args.threshold, before=t_before)
+        row, _ = edit_run(target, tok, "lora", {**common, "lr": best_lr, "eval_every": 4}, test, args.threshold,
+                          before=t_before, neighbors_before=t_nb)
         target_rows.append({**row, "method": "LoRA in the league", "in_league": row["league_met"],
                             "notes": f"lr {best_lr:g}, {row['location']}"})
         print(f"lora on target: {row['change']:+.3f} league {row['league_met']}", flush=True)

@@ -277,5 +277,5 @@ def test_side_by_side_example_runs_end_to_end_on_tiny_models(tok, tmp_path: Path
     assert [r["method"] for r in summary["target_test"]] == ["sense edit via ensemble", "LocFT-BF (default options)"]
     facts = [json.loads(line) for line in (out / "facts.jsonl").read_text().splitlines()]
     assert {f["split"] for f in facts} == {"val", "test"} and len(facts) == summary["task"]["val"] + summary["task"]["test"]
-    assert all(len(f["eval_prompts"]) == 4 for f in facts)
+    assert all(f["eval_prompts"] and f["neighbors"] for f in facts)
     assert "| sense |" in (out / "summary.md").read_text()
