@@ -310,15 +310,21 @@ def test_transfer_to_needs_the_sense_method(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "--transfer-beta" in res.output
 
 
-def test_edit_with_transfer_to_reports_the_target_plain_and_with_the_edit(tok, tmp_path: Path) -> None:
+def _saved_pair(tok, tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A tiny Backpack and a tiny llama saved with the same tokenizer, and a general-text file."""
     backpack_dir, target_dir = tmp_path / "backpack", tmp_path / "target"
     tiny_backpack(seed=3).save_pretrained(backpack_dir)
     tok.save_pretrained(backpack_dir)
     tiny_model("llama", seed=1)[0].save_pretrained(target_dir)
     tok.save_pretrained(target_dir)
-    facts = tmp_path / "facts.jsonl"
     general = tmp_path / "general.jsonl"
     general.write_text("\n".join(json.dumps({"text": t}) for t in GENERAL))
+    return backpack_dir, target_dir, general
+
+
+def test_edit_with_transfer_to_reports_the_target_plain_and_with_the_edit(tok, tmp_path: Path) -> None:
+    backpack_dir, target_dir, general = _saved_pair(tok, tmp_path)
+    facts = tmp_path / "facts.jsonl"
     fact = {"prompt": "The capital of France is", "target_new": "Rome", "target_true": "Paris",
             "neighborhood_prompts": [{"prompt": "The capital of Spain is", "target": "Madrid"}]}
     facts.write_text(json.dumps(fact) + "\n")
@@ -359,13 +365,7 @@ def test_transfer_target_is_loaded_with_the_edits_dtype_and_map_strategy(
         return real(spec, **kwargs)
 
     monkeypatch.setattr(models, "load_model", recording)
-    backpack_dir, target_dir = tmp_path / "backpack", tmp_path / "target"
-    tiny_backpack(seed=3).save_pretrained(backpack_dir)
-    tok.save_pretrained(backpack_dir)
-    tiny_model("llama", seed=1)[0].save_pretrained(target_dir)
-    tok.save_pretrained(target_dir)
-    general = tmp_path / "general.jsonl"
-    general.write_text("\n".join(json.dumps({"text": t}) for t in GENERAL))
+    backpack_dir, target_dir, general = _saved_pair(tok, tmp_path)
     facts = tmp_path / "facts.jsonl"
     facts.write_text(json.dumps({"prompt": "The capital of France is", "target_new": "Rome"}) + "\n")
     extra = ["--device-map", device_map] if device_map else []

@@ -22,6 +22,7 @@ an update below about 0.4% of a weight rounds away in the forward.
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -54,7 +55,7 @@ def is_lora_module(model: nn.Module, param: str) -> bool:
     return isinstance(module, nn.Linear) or _is_conv1d(module)
 
 
-class DeltaRun:
+class DeltaRun(abc.ABC):
     """The frozen model, the location's original values and the two forwards (original, edited).
 
     Subclasses set :attr:`trainable` (the optimizer's tensors) and implement
@@ -76,8 +77,9 @@ class DeltaRun:
 
     missing_hint = "localize on this model"
 
+    @abc.abstractmethod
     def delta(self, i: int, state: Sequence[torch.Tensor]) -> torch.Tensor:
-        raise NotImplementedError
+        """The delta of tensor ``i`` (in the weight's own layout) from the trainables' values ``state``."""
 
     def weights(self, state: Sequence[torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """``w0 + delta`` per tensor, in the model's dtypes (``state``: the live trainables by default)."""
