@@ -96,6 +96,12 @@ def run_one(method: str, size: int, layer: float, device: str, overrides: list[s
     }
 
 
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
@@ -104,6 +110,8 @@ def main() -> None:
     ap.add_argument("--layer", type=float, default=0.14, help="relative depth (LocFT-BF's default: 0.14, layer 4 of 30)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="editor option key=value")
+    ap.add_argument("--size-set", dest="size_overrides", action="append", default=[], metavar="SIZE:KEY=VALUE",
+                    help="an editor option for one size only (e.g. 1000:epochs=2 to time a shortened schedule)")
     ap.add_argument("--eval-limit", type=int, default=200, help="score metrics on the first N edited requests")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--single", nargs=2, metavar=("METHOD", "SIZE"), help=argparse.SUPPRESS)
@@ -112,26 +120,41 @@ def main() -> None:
         result = run_one(args.single[0], int(args.single[1]), args.layer, args.device, args.overrides, args.eval_limit)
         print(json.dumps(result))
         return
-    rows = []
+    per_size: dict[int, list[str]] = {}
+    for item in args.size_overrides:
+        size_text, sep, option = item.partition(":")
+        if not sep or not size_text.isdigit() or "=" not in option:
+            ap.error(f"--size-set {item!r}: expected SIZE:KEY=VALUE, e.g. 1000:epochs=2")
+        per_size.setdefault(int(size_text), []).append(option)
+    out = args.out or ROOT / "bench" / "results" / f"locft_{args.device.split(':')[0]}.json"
+    meta = {"machine": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(), "device": args.device,
+            "layer": args.layer, "overrides": args.overrides,
+            "size_overrides": {str(k): v for k, v in per_size.items()}, "threads": torch_threads()}
+    rows: list[dict] = []
+
+    def write() -> None:  # after every run, atomically: a long benchmark keeps what it measured
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+        tmp.replace(out)
+
     for size in args.sizes:
         for method in args.methods:
             if method == "ft-df" and size > args.ftdf_max:
                 rows.append({"method": method, "size": size, "skipped": f"FT-DF above --ftdf-max {args.ftdf_max}"})
+                write()
                 continue
             cmd = [sys.executable, __file__, "--single", method, str(size), "--layer", str(args.layer),
                    "--device", args.device, "--eval-limit", str(args.eval_limit)]
-            for o in args.overrides:
+            overrides = [*args.overrides, *per_size.get(size, [])]
+            for o in overrides:
                 cmd += ["--set", o]
             proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
             if proc.returncode != 0:
                 rows.append({"method": method, "size": size, "error": proc.stderr.strip().splitlines()[-1:]})
             else:
-                rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+                rows.append({**json.loads(proc.stdout.strip().splitlines()[-1]), "overrides": overrides})
             print(json.dumps(rows[-1]), file=sys.stderr)
-    out = args.out or ROOT / "bench" / "results" / f"locft_{args.device.split(':')[0]}.json"
-    meta = {"machine": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(), "device": args.device,
-            "layer": args.layer, "overrides": args.overrides}
-    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+            write()
     print("| edits | method | s/edit | peak MiB | reliability | generalization | locality |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:

@@ -61,6 +61,7 @@ def main() -> None:
 
     import torch
 
+    from editkit.batching import encode_pairs
     from editkit.datafiles import read_texts, shipped
     from editkit.editors import applied, apply, make_editor, revert
     from editkit.evaluate import EvalConfig, evaluate
@@ -94,9 +95,16 @@ def main() -> None:
     results: dict[str, Any] = {}
 
     # single edits
-    rows, times, cpu_times, ppl_changes = [], [], [], []
+    rows, times, cpu_times, ppl_changes, floor = [], [], [], [], []
     phases: dict[str, list[float]] = {"check": [], "gradient": [], "editor": [], "apply": []}
     for i, r in enumerate(reqs):
+        # the floor: one plain no-grad forward of the model over the same tokens, timed right
+        # before the edit so both see the same load (any gradient edit runs at least this)
+        ids = torch.tensor([encode_pairs(tok, [r.prompt], [r.target_new])[0].ids], device=args.device)
+        with torch.no_grad():
+            t0 = time.perf_counter()
+            model(input_ids=ids)
+            floor.append(time.perf_counter() - t0)
         t0, c0 = time.perf_counter(), time.process_time()
         res = mend.compute(model, tok, [r], loc)
         t1 = time.perf_counter()
@@ -118,6 +126,7 @@ def main() -> None:
         "p90_ms_compute_apply": round(1000 * sorted(times)[int(0.9 * (len(times) - 1))], 1),
         "median_cpu_ms_compute_apply": round(1000 * st.median(cpu_times), 1),
         "median_ms_phases": {k: round(1000 * st.median(v), 1) for k, v in phases.items()},
+        "median_ms_plain_forward": round(1000 * st.median(floor), 1),
     }
     print("single", json.dumps(results["single"]), flush=True)
 
