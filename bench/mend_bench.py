@@ -55,6 +55,8 @@ def main() -> None:
     ap.add_argument("--ppl-edits", type=int, default=20)
     ap.add_argument("--ppl-passages", type=int, default=30)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--set", dest="overrides", action="append", default=[],
+                    help="mend editor option key=value (e.g. null_space=false, null_scale=2)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own choice)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
@@ -90,7 +92,7 @@ def main() -> None:
             out["perplexity_change"] = round(ppl / ppl0 - 1, 4)
         return out
 
-    mend = make_editor("mend", overrides=[f"editor={args.editor}"])
+    mend = make_editor("mend", overrides=[f"editor={args.editor}", *args.overrides])
     loc = mend.default_location(model)
     results: dict[str, Any] = {}
 
@@ -187,6 +189,8 @@ def main() -> None:
         "machine": platform.platform(),
         "threads": torch.get_num_threads(),
         "editor": str(args.editor),
+        "overrides": args.overrides,
+        "null_space": null.describe() if (null := getattr(mend, "null", None)) else None,
         "facts": str(args.facts),
         "perplexity_unedited": ppl0,
     }

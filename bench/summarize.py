@@ -562,9 +562,16 @@ def mend(data: Any, ctx: Context) -> Summary:
         ("--editor", meta.get("editor")), ("--facts", rel(facts) if facts else None), ("--limit", limit),
         ("--batches", batches or None), ("--sequential", seq.get("n", 0 if results else None)),
         ("--locft", loc.get("n", 0 if results else None)), ("--device", device), ("--threads", meta.get("threads")),
+        *sets(meta.get("overrides")),
     ])
     conditions = [f"Editor: `{cell(meta.get('editor'))}` (a trained MEND editor; README \"MEND\" says how to train "
                   f"one); requests: `{rel(facts) if facts else MISSING}`"]
+    if "null_space" in meta:
+        conditions.append(f"Null space: {cell(meta.get('null_space') or 'none')}")
+    if single.get("median_ms_plain_forward") is not None:
+        blocks.append(f"A plain no-grad forward of the model over the same tokens, timed before each edit: median "
+                      f"{num(single['median_ms_plain_forward'], '.1f')} ms (any gradient-based edit runs at least "
+                      "one).")
     return Summary(meta, conditions, cmd, "rebuilt from the settings recorded in the result; perplexity "
                    "passages and edits: the defaults", blocks)
 

@@ -21,6 +21,10 @@ from editkit.cli._common import (
 )
 from editkit.models import DEFAULT_MODEL
 
+#: Defaults of the stored null space (chosen on data/mend_val.jsonl for the default model; README "MEND").
+NULL_THRESHOLD = 1e-3
+NULL_SCALE = 1.5
+
 app = typer.Typer(help="Train MEND editors (learned gradient editing) for a base model.", no_args_is_help=True)
 
 
@@ -54,6 +58,12 @@ def train_command(
     seed: int = typer.Option(0, "--seed", help="Random seed (initialization, data order, sampling)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from OUT.checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing editor directory (and start over)."),
+    null_threshold: float = typer.Option(
+        NULL_THRESHOLD, "--null-threshold", min=0.0, max=0.5,
+        help="Also store a null space with the editor: input directions of the edited matrices above this "
+        "fraction of the largest eigenvalue over preserved text are removed from updates (0: none).",
+    ),
+    null_scale: float = typer.Option(NULL_SCALE, "--null-scale", min=0.0, help="Factor on the projected update."),
     allow_pickle: bool = allow_pickle_option("--model"),
 ) -> None:
     """Train MEND editor networks for one base model and save them (safetensors + JSON).
@@ -65,6 +75,7 @@ def train_command(
     import torch
 
     from editkit.editors.mend import MendTrainConfig, save_editor, train_editor
+    from editkit.editors.mend.nullspace import build_null_space, nullspace_texts, save_null_space
     from editkit.editors.mend.store import has_checkpoint
     from editkit.models import load_model
     from editkit.outputs import output_dir
@@ -92,8 +103,17 @@ def train_command(
         err_console.print(f"[yellow]interrupted[/]: {where}", highlight=False)
         raise typer.Exit(130) from None
     info = {**result.info, "command": ["editkit", *sys.argv[1:]], "train_file": str(train), "val_file": str(val) if val else None}
+    null = None
+    if null_threshold > 0:
+        with stage_progress("null space of preserved keys") as progress:
+            null = build_null_space(
+                lm, tok, result.net.spec, nullspace_texts(train_requests), threshold=null_threshold, scale=null_scale,
+                progress=progress,
+            )
     with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         save_editor(result.net, tmp, training=info, log=result.log)
+        if null is not None:
+            save_null_space(null, tmp)
     shutil.rmtree(ckpt, ignore_errors=True)
 
     table = Table(title=f"MEND editor for {model}")
@@ -109,9 +129,72 @@ def train_command(
         ("val edit NLL", best.get("edit_nll")),
         ("val locality KL", best.get("loc_kl")),
         ("edited matrices", result.net.spec.location.describe()),
+        ("null space", null.describe() if null else "none"),
         ("seconds", result.info["seconds"]),
     ]
     for name, value in rows:
         table.add_row(name, "-" if value is None else (f"{value:.4g}" if isinstance(value, float) else str(value)))
     out_console.print(table)
     out_console.print(f"\neditor written to [bold]{out}[/]; use it with `editkit edit --method mend --editor {out}`")
+
+
+@app.command("nullspace")
+@handle_errors
+def nullspace_command(
+    editor: Path = typer.Option(..., "--editor", help="Trained MEND editor directory (read only)."),
+    out: Path = typer.Option(..., "--out", "-o", help="New editor directory: the editor's files plus nullspace.safetensors."),
+    texts: Path | None = typer.Option(
+        None, "--texts",
+        help="Requests whose neighborhood prompts (with answers) are the preserved text, plus general passages "
+        "(default: the editor's own training file).",
+    ),
+    threshold: float = typer.Option(NULL_THRESHOLD, "--threshold", min=0.0, max=0.5, help="Eigenvalue cut, relative to the largest; 0 writes the editor without a null space."),
+    scale: float = typer.Option(NULL_SCALE, "--scale", min=0.0, help="Factor on the projected update."),
+    model: str | None = typer.Option(None, "--model", "-m", help="The editor's base model (default: as recorded in the editor)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out directory."),
+    allow_pickle: bool = allow_pickle_option("--model"),
+) -> None:
+    """Copy a trained MEND editor with a null space, so its updates leave preserved keys alone (AlphaEdit's projection).
+
+    The edited matrices' inputs are collected over preserved text (same-relation prompts about other subjects, plus general passages); the input directions they use are removed from every update, and the update is multiplied by --scale. `editkit edit --method mend` uses it unless --set null_space=false. `editkit mend train` stores one by default.
+    """
+    from editkit.editors.mend import load_editor, read_editor_config
+    from editkit.editors.mend.nullspace import (
+        FILE,
+        build_null_space,
+        nullspace_texts,
+        save_null_space,
+    )
+    from editkit.editors.mend.spec import check_model
+    from editkit.errors import InputError
+    from editkit.models import load_model
+    from editkit.outputs import output_dir
+    from editkit.requests import load_requests
+
+    net = load_editor(editor)
+    if scale <= 0:
+        raise InputError(f"--scale {scale}: must be > 0")
+    if texts is None:
+        recorded = read_editor_config(editor).get("training", {}).get("train_file")
+        if not recorded or not Path(recorded).is_file():
+            raise InputError(f"{editor}: its training file is not recorded or not found: pass --texts FILE")
+        texts = Path(recorded)
+    inputs = checked_out(out, overwrite, editor, texts, model)
+    null = None
+    if threshold > 0:
+        preserved = nullspace_texts(load_requests(texts))
+        base = model or net.spec.base_model
+        with stage_progress(f"loading {base}") as progress:
+            lm, tok = load_model(base, device=device, allow_pickle=allow_pickle, progress=progress)
+        check_model(lm, net.spec, where=f"the MEND editor {editor}")
+        with stage_progress("null space of preserved keys") as progress:
+            null = build_null_space(lm, tok, net.spec, preserved, threshold=threshold, scale=scale, progress=progress)
+    with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
+        for item in sorted(editor.iterdir()):
+            if item.is_file() and item.name != FILE:
+                shutil.copyfile(item, tmp / item.name)
+        if null is not None:
+            save_null_space(null, tmp)
+    out_console.print(null.describe() if null else "no null space", highlight=False, soft_wrap=True)
+    out_console.print(f"editor written to [bold]{out}[/]", soft_wrap=True)

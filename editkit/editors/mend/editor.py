@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -30,6 +30,7 @@ from editkit.batching import chunks, collate, encode_pairs, model_device
 from editkit.editors.config import EditorConfig, option
 from editkit.editors.mend.capture import capture_factors
 from editkit.editors.mend.nets import MendNet
+from editkit.editors.mend.nullspace import MendNullSpace, load_null_space
 from editkit.editors.mend.spec import check_model, module_of
 from editkit.editors.mend.store import load_editor
 from editkit.editors.registry import Editor
@@ -48,10 +49,16 @@ class MendConfig(EditorConfig):
 
     editor: str | None = option("directory of a trained MEND editor (from `editkit mend train`); required", None)
     batch_size: int = option("requests per forward/backward when computing the edit's gradient", 16)
+    null_space: bool = option(
+        "confine updates to the null space stored with the editor (`editkit mend nullspace`), when it has one", True
+    )
+    null_scale: float | None = option("factor on the projected update (default: the one stored with the null space)", None)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
+        if self.null_scale is not None and not self.null_scale > 0:
+            raise ValueError("null_scale must be > 0")
 
 
 class MendEditor(Editor[MendConfig]):
@@ -64,6 +71,10 @@ class MendEditor(Editor[MendConfig]):
                 "mend needs a trained editor: pass --editor DIR (editor=DIR); train one with `editkit mend train`"
             )
         self.net: MendNet = load_editor(config.editor)
+        null = load_null_space(config.editor, self.net.spec) if config.null_space else None
+        if null is not None and config.null_scale is not None:
+            null = replace(null, scale=config.null_scale)
+        self.null: MendNullSpace | None = null
 
     def default_location(self, model: Any) -> Location:
         """The matrices the editor was trained for (after checking ``model`` is its base model)."""
@@ -107,7 +118,7 @@ class MendEditor(Editor[MendConfig]):
             factors = capture_factors(model, batch, paths)
             t2 = time.perf_counter()
             with torch.no_grad():
-                for param, delta in net.deltas(factors, transposed).items():
+                for param, delta in net.deltas(factors, transposed, self.null).items():
                     totals[param] = totals[param].add_(delta) if param in totals else delta
             rows += int(batch.attention_mask.sum())
             t_grad += t2 - t1
@@ -127,5 +138,6 @@ class MendEditor(Editor[MendConfig]):
                 "n_requests": len(requests),
                 "rows": rows,
                 "step_sizes": dict(zip(spec.params, net.step_sizes.detach().tolist(), strict=True)),
+                "null_space": self.null.describe_each() if self.null else {},
             },
         )

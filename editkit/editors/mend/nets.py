@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -35,6 +36,9 @@ from torch import nn
 from editkit.editors.mend.capture import Factors
 from editkit.editors.mend.lowrank import FactoredEdit
 from editkit.editors.mend.spec import MendSpec, module_of
+
+if TYPE_CHECKING:
+    from editkit.editors.mend.nullspace import MendNullSpace
 
 EPS = 1e-7
 
@@ -198,16 +202,25 @@ class MendNet(nn.Module):
             out[module_of(param)] = FactoredEdit(u, delta, self.step_size(param), rows_group)
         return out
 
-    def deltas(self, factors: Mapping[str, Factors], transposed: Collection[str] = ()) -> dict[str, torch.Tensor]:
+    def deltas(
+        self,
+        factors: Mapping[str, Factors],
+        transposed: Collection[str] = (),
+        null: MendNullSpace | None = None,
+    ) -> dict[str, torch.Tensor]:
         """Parameter -> ``W' - W = -a * delta~^T u~`` (``[d_out, d_in]``), all rows summed.
 
         Args:
             factors: as for :meth:`transform`.
             transposed: parameters stored ``[d_in, d_out]`` (GPT-2 ``Conv1D``): their
                 update is returned in that orientation, ``-a * u~^T delta~``.
+            null: confine each update to this null space (``u~`` projected, the step times its scale).
         """
         out = {}
-        for param, (u, delta) in self.transform(factors).items():
-            scaled = delta * -self.step_size(param)  # [rows, d_out]: scale the factor, not the matrix
+        for param, (u_t, delta) in self.transform(factors).items():
+            u, step = u_t, self.step_size(param)
+            if null is not None:
+                u, step = null.project(param, u_t), step * null.scale
+            scaled = delta * -step  # [rows, d_out]: scale the factor, not the matrix
             out[param] = u.T @ scaled if param in transposed else scaled.T @ u
         return out
