@@ -63,7 +63,7 @@ def train_command(
         help="Also store a null space with the editor: input directions of the edited matrices above this "
         "fraction of the largest eigenvalue over preserved text are removed from updates (0: none).",
     ),
-    null_scale: float = typer.Option(NULL_SCALE, "--null-scale", min=0.0, help="Factor on the projected update."),
+    null_scale: float = typer.Option(NULL_SCALE, "--null-scale", help="Factor on the projected update (> 0)."),
     allow_pickle: bool = allow_pickle_option("--model"),
 ) -> None:
     """Train MEND editor networks for one base model and save them (safetensors + JSON).
@@ -75,7 +75,14 @@ def train_command(
     import torch
 
     from editkit.editors.mend import MendTrainConfig, save_editor, train_editor
-    from editkit.editors.mend.nullspace import build_null_space, nullspace_texts, save_null_space
+    from editkit.editors.mend.nullspace import (
+        NullSpaceFull,
+        build_null_space,
+        check_scale,
+        nullspace_texts,
+        save_null_space,
+    )
+    from editkit.editors.mend.spec import mend_location
     from editkit.editors.mend.store import has_checkpoint
     from editkit.models import load_model
     from editkit.outputs import output_dir
@@ -88,10 +95,21 @@ def train_command(
     cfg = cfg.with_overrides([*set_, *direct, f"seed={seed}"])
     train_requests = load_requests(train, limit=limit)
     val_requests = load_requests(val) if val else None
+    if null_threshold > 0:
+        check_scale(null_scale, "--null-scale")
 
     torch.manual_seed(seed)
     with stage_progress(f"loading {model}") as progress:
         lm, tok = load_model(model, device=device, allow_pickle=allow_pickle, progress=progress)
+    null = None
+    if null_threshold > 0:  # before training: it depends only on the base model, and can refuse
+        params = mend_location(lm, cfg.layers, cfg.modules).params
+        try:
+            with stage_progress("null space of preserved keys") as progress:
+                null = build_null_space(lm, tok, params, nullspace_texts(train_requests), threshold=null_threshold,
+                                        scale=null_scale, progress=progress)
+        except NullSpaceFull as exc:
+            err_console.print(f"[yellow]no null space stored[/]: {exc}", highlight=False, soft_wrap=True)
     try:
         with stage_progress("training MEND") as progress:
             result = train_editor(
@@ -102,14 +120,10 @@ def train_command(
         where = f"the last checkpoint is in {ckpt}: continue with --resume" if ckpt.exists() else "no checkpoint was written yet"
         err_console.print(f"[yellow]interrupted[/]: {where}", highlight=False)
         raise typer.Exit(130) from None
-    info = {**result.info, "command": ["editkit", *sys.argv[1:]], "train_file": str(train), "val_file": str(val) if val else None}
-    null = None
-    if null_threshold > 0:
-        with stage_progress("null space of preserved keys") as progress:
-            null = build_null_space(
-                lm, tok, result.net.spec, nullspace_texts(train_requests), threshold=null_threshold, scale=null_scale,
-                progress=progress,
-            )
+    info = {
+        **result.info, "command": ["editkit", *sys.argv[1:]], "train_file": str(train.resolve()),
+        "train_limit": limit, "val_file": str(val.resolve()) if val else None,
+    }
     with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         save_editor(result.net, tmp, training=info, log=result.log)
         if null is not None:
@@ -149,7 +163,7 @@ def nullspace_command(
         "(default: the editor's own training file).",
     ),
     threshold: float = typer.Option(NULL_THRESHOLD, "--threshold", min=0.0, max=0.5, help="Eigenvalue cut, relative to the largest; 0 writes the editor without a null space."),
-    scale: float = typer.Option(NULL_SCALE, "--scale", min=0.0, help="Factor on the projected update."),
+    scale: float = typer.Option(NULL_SCALE, "--scale", help="Factor on the projected update (> 0)."),
     model: str | None = typer.Option(None, "--model", "-m", help="The editor's base model (default: as recorded in the editor)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out directory."),
@@ -163,6 +177,7 @@ def nullspace_command(
     from editkit.editors.mend.nullspace import (
         FILE,
         build_null_space,
+        check_scale,
         nullspace_texts,
         save_null_space,
     )
@@ -170,26 +185,35 @@ def nullspace_command(
     from editkit.errors import InputError
     from editkit.models import load_model
     from editkit.outputs import output_dir
+    from editkit.report import weights_sha256
     from editkit.requests import load_requests
 
     net = load_editor(editor)
-    if scale <= 0:
-        raise InputError(f"--scale {scale}: must be > 0")
+    check_scale(scale, "--scale")
     if texts is None:
-        recorded = read_editor_config(editor).get("training", {}).get("train_file")
+        training = read_editor_config(editor).get("training", {})
+        recorded = training.get("train_file")
         if not recorded or not Path(recorded).is_file():
             raise InputError(f"{editor}: its training file is not recorded or not found: pass --texts FILE")
-        texts = Path(recorded)
-    inputs = checked_out(out, overwrite, editor, texts, model)
+        texts, limit = Path(recorded), training.get("train_limit")
+    else:
+        limit = None
+    base = model or net.spec.base_model
+    inputs = checked_out(out, overwrite, editor, texts, base)
     null = None
     if threshold > 0:
-        preserved = nullspace_texts(load_requests(texts))
-        base = model or net.spec.base_model
+        preserved = nullspace_texts(load_requests(texts, limit=limit))
         with stage_progress(f"loading {base}") as progress:
             lm, tok = load_model(base, device=device, allow_pickle=allow_pickle, progress=progress)
         check_model(lm, net.spec, where=f"the MEND editor {editor}")
+        if weights_sha256(lm) != net.spec.base_weights_sha256:  # check_model allows edited matrices to differ
+            raise InputError(
+                f"{base}: not the unedited base model of {editor} (its edited matrices differ): the null space "
+                "must be built on the base model"
+            )
         with stage_progress("null space of preserved keys") as progress:
-            null = build_null_space(lm, tok, net.spec, preserved, threshold=threshold, scale=scale, progress=progress)
+            null = build_null_space(lm, tok, net.spec.params, preserved, threshold=threshold, scale=scale,
+                                    progress=progress)
     with output_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         for item in sorted(editor.iterdir()):
             if item.is_file() and item.name != FILE:

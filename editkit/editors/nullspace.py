@@ -66,7 +66,9 @@ def collect_inputs_many(
 
         return hook
 
-    handles = [get_module(model, path).register_forward_pre_hook(hook_for(path)) for path in module_paths]
+    handles = [get_module(model, path).register_forward_pre_hook(hook_for(path)) for path in dict.fromkeys(module_paths)]
+    was_training = model.training
+    model.eval()  # no dropout in the keys
     try:
         encoded = [tok(t, truncation=True, max_length=max_length)["input_ids"] for t in texts]
         parts = list(chunks(encoded, batch_size))
@@ -83,6 +85,7 @@ def collect_inputs_many(
             pos = (mask.cumsum(-1) - 1).clamp(min=0)
             model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=pos.to(device), use_cache=False)
     finally:
+        model.train(was_training)
         for handle in handles:
             handle.remove()
     return {path: torch.cat(r) if r else torch.zeros(0) for path, r in rows.items()}

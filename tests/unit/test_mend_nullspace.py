@@ -19,10 +19,11 @@ from typer.testing import CliRunner
 
 from editkit.arch import weight_is_transposed
 from editkit.cli import app
-from editkit.editors import make_editor
+from editkit.editors import load_edit, make_editor
 from editkit.editors.mend import load_editor
 from editkit.editors.mend.nullspace import (
     FILE,
+    NullSpaceFull,
     build_null_space,
     load_null_space,
     nullspace_texts,
@@ -35,7 +36,7 @@ from editkit.editors.nullspace import (
     null_space_projector,
     used_directions,
 )
-from editkit.errors import InputError
+from editkit.errors import EditkitError, InputError
 from editkit.requests import save_requests
 
 pytestmark = pytest.mark.unit
@@ -72,7 +73,7 @@ def test_projected_update_is_the_plain_update_times_the_projector(model_type: st
     model, _ = tiny_model(model_type, seed=0)
     src = tiny_mend_editor(model_type)
     net = load_editor(src)
-    null = build_null_space(model, tok, net.spec, _texts(), threshold=1e-2, scale=1.7)
+    null = build_null_space(model, tok, net.spec.params, _texts(), threshold=1e-2, scale=1.7)
     folder = tmp_path / "editor"
     folder.mkdir()
     for item in src.iterdir():
@@ -113,7 +114,8 @@ def test_projected_update_is_the_plain_update_times_the_projector(model_type: st
 def test_stored_null_space_is_checked(tok, tiny_mend_editor, tmp_path: Path) -> None:
     model, _ = tiny_model("llama", seed=0)
     net = load_editor(tiny_mend_editor("llama"))
-    null = build_null_space(model, tok, net.spec, _texts(), threshold=1e-3, scale=1.5)
+    null = build_null_space(model, tok, net.spec.params, _texts(), threshold=1e-3, scale=1.5)
+    assert null.base_weights_sha256 == net.spec.base_weights_sha256  # the unedited base model's hash
     save_null_space(null, tmp_path)
     again = load_null_space(tmp_path, net.spec)
     assert again is not None and again.scale == 1.5 and again.threshold == 1e-3
@@ -129,7 +131,13 @@ def test_stored_null_space_is_checked(tok, tiny_mend_editor, tmp_path: Path) -> 
     with pytest.raises(InputError, match="does not cover"):
         load_null_space(tmp_path, net.spec)
     with pytest.raises(InputError, match="no preserved text"):
-        build_null_space(model, tok, net.spec, [], threshold=1e-3)
+        build_null_space(model, tok, net.spec.params, [], threshold=1e-3)
+    with pytest.raises(NullSpaceFull, match="every input direction"):  # general text: the tiny model's keys span all
+        build_null_space(model, tok, net.spec.params, nullspace_texts(REQUESTS), threshold=1e-3)
+    with pytest.raises(InputError, match="> 0"):
+        build_null_space(model, tok, net.spec.params, _texts(), scale=0.0)
+    with pytest.raises(EditkitError, match="no null space is used"):
+        make_editor("mend", {"editor": str(tiny_mend_editor("llama")), "null_scale": 2.0})
 
 
 def run(*args: str):
@@ -148,7 +156,7 @@ def test_cli_train_stores_a_null_space_and_nullspace_copies_an_editor(tiny_dir: 
     before = {p.name: p.read_bytes() for p in plain.iterdir()}
 
     copied = tmp_path / "copied"
-    res = run("mend", "nullspace", "--editor", str(plain), "--out", str(copied), "--threshold", "1e-2",
+    res = run("mend", "nullspace", "--editor", str(plain), "--out", str(copied), "--threshold", "0.3",
               "--scale", "2")
     assert res.exit_code == 0, res.output
     assert {p.name: p.read_bytes() for p in plain.iterdir()} == before  # the input editor is untouched
@@ -167,11 +175,25 @@ def test_cli_train_stores_a_null_space_and_nullspace_copies_an_editor(tiny_dir: 
         reports[name] = json.loads((out / "report.json").read_text())
     assert "update x 2" in json.dumps(reports["on"]) and "update x 2" not in json.dumps(reports["off"])
 
-    # training stores one by default
+    for name, delta in ((n, load_edit(tmp_path / f"edit-{n}" / "delta.safetensors")) for n in ("on", "off")):
+        assert all(float(d.abs().max()) > 0 for d in delta.deltas.values()), name
+
+    # training stores one (here at a threshold where the tiny model leaves directions free)
     trained = tmp_path / "trained"
-    res = run("mend", "train", "--model", str(tiny_dir), "--train", str(train), "--out", str(trained), *options)
+    res = run("mend", "train", "--model", str(tiny_dir), "--train", str(train), "--out", str(trained),
+              "--null-threshold", "0.3", *options)
     assert res.exit_code == 0, res.output
-    assert (trained / FILE).is_file() and "null space" in res.output
+    assert (trained / FILE).is_file() and "update x 1.5" in res.output
+    # a bad scale is refused before any training
+    res = run("mend", "train", "--model", str(tiny_dir), "--train", str(train), "--out", str(tmp_path / "z"),
+              "--null-scale", "0", *options)
+    assert res.exit_code == 2 and "--null-scale" in res.output and not (tmp_path / "z.checkpoint").exists()
+    # a null space that would remove everything is refused
+    res = run("mend", "nullspace", "--editor", str(plain), "--out", str(tmp_path / "full"), "--threshold", "1e-3")
+    assert res.exit_code == 2 and "every input direction" in res.output and not (tmp_path / "full").exists()
+    # the base model folder (read, not named on the command line) is never an output
+    res = run("mend", "nullspace", "--editor", str(plain), "--out", str(tiny_dir), "--overwrite", "--threshold", "0.3")
+    assert res.exit_code == 2 and (tiny_dir / "config.json").is_file()
 
     # bad input: one line, exit 2
     res = run("mend", "nullspace", "--editor", str(tmp_path / "missing"), "--out", str(tmp_path / "x"))

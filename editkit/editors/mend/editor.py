@@ -72,7 +72,12 @@ class MendEditor(Editor[MendConfig]):
             )
         self.net: MendNet = load_editor(config.editor)
         null = load_null_space(config.editor, self.net.spec) if config.null_space else None
-        if null is not None and config.null_scale is not None:
+        if config.null_scale is not None:
+            if null is None:
+                raise EditkitError(
+                    f"null_scale={config.null_scale} but no null space is used (the editor {config.editor} has none, "
+                    "or null_space=false): drop null_scale, or add one with `editkit mend nullspace`"
+                )
             null = replace(null, scale=config.null_scale)
         self.null: MendNullSpace | None = null
 

@@ -20,12 +20,13 @@ since training data is disjoint from it) plus general passages. It is built
 once, for the editor's base model, and written beside the editor as
 ``nullspace.safetensors``:
 
->>> ns = build_null_space(model, tok, net.spec, nullspace_texts(train), threshold=1e-3, scale=1.5)  # doctest: +SKIP
+>>> ns = build_null_space(model, tok, net.spec.params, nullspace_texts(train), threshold=2e-3, scale=1.5)  # doctest: +SKIP
 >>> save_null_space(ns, "runs/mend-editor")                                                         # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +67,9 @@ class MendNullSpace:
 
     def project(self, param: str, u: torch.Tensor) -> torch.Tensor:
         """``u (I - B^T B)``: the rows of ``u`` ``[rows, d_in]`` with the preserved directions removed."""
-        b = self.bases[param].to(device=u.device, dtype=u.dtype)
+        b = self.bases[param]
+        if b.device != u.device or b.dtype != u.dtype:
+            b = self.bases[param] = b.to(device=u.device, dtype=u.dtype)  # moved once, kept there
         return u - (u @ b.T) @ b
 
     def describe(self) -> str:
@@ -99,26 +102,49 @@ def nullspace_texts(requests: Sequence[EditRequest], *, general: int = 20) -> li
     return texts
 
 
+class NullSpaceFull(InputError):
+    """Preserved keys use every input direction of a matrix: the projected update would be zero."""
+
+
+def check_scale(scale: float, where: str = "scale") -> None:
+    if not (math.isfinite(scale) and scale > 0):
+        raise InputError(f"{where} {scale}: must be a finite number > 0")
+
+
 def build_null_space(
     model: nn.Module,
     tok: Any,
-    spec: MendSpec,
+    params: Sequence[str],
     texts: Sequence[str],
     *,
     threshold: float = 1e-3,
     scale: float = 1.0,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> MendNullSpace:
-    """The directions each of ``spec``'s matrices receives over ``texts`` (one forward pass over them)."""
+    """The directions each matrix of ``params`` receives over ``texts`` (one forward pass over them).
+
+    ``model`` must be the unedited base model (the inputs of later edited
+    layers depend on the earlier ones); its weights' hash is stored.
+
+    Raises:
+        NullSpaceFull: some matrix has no direction left at ``threshold``.
+    """
+    from editkit.report import weights_sha256
+
+    check_scale(scale)
     if not texts:
         raise InputError("no preserved text to build the null space from: the requests have no neighborhood prompts")
-    if not scale > 0:
-        raise InputError(f"scale must be > 0, got {scale}")
-    paths = {p: module_of(p) for p in spec.params}
+    paths = {p: module_of(p) for p in params}
     keys = collect_inputs_many(model, sorted(set(paths.values())), tok, texts, progress=progress)
     bases = {p: used_directions(keys[path], threshold) for p, path in paths.items()}
+    full = [p for p, b in bases.items() if b.shape[0] >= b.shape[1]]
+    if full:
+        raise NullSpaceFull(
+            f"preserved keys use every input direction of {full[0]} at threshold {threshold:g} (and "
+            f"{len(full) - 1} more matrices): the update would be zero; raise the threshold or use less text"
+        )
     n_keys = int(next(iter(keys.values())).shape[0])
-    return MendNullSpace(bases, threshold, scale, n_keys, len(texts), spec.base_weights_sha256)
+    return MendNullSpace(bases, threshold, scale, n_keys, len(texts), weights_sha256(model))
 
 
 def save_null_space(ns: MendNullSpace, folder: str | Path) -> Path:
@@ -165,10 +191,12 @@ def load_null_space(folder: str | Path, spec: MendSpec) -> MendNullSpace | None:
         if b.ndim != 2 or b.shape[1] != d_in:
             raise InputError(f"{path}: {p} has shape {tuple(b.shape)}, expected [k, {d_in}]")
     try:
-        return MendNullSpace(
+        null = MendNullSpace(
             tensors, float(meta["threshold"]), float(meta["scale"]), int(meta["n_keys"]), int(meta["n_texts"]),
             spec.base_weights_sha256,
         )
     except (KeyError, ValueError) as exc:
         raise InputError(f"{path}: incomplete metadata ({exc})") from None
+    check_scale(null.scale, f"{path}: scale")
+    return null
 
