@@ -126,6 +126,8 @@ def main() -> None:
         if not sep or not size_text.isdigit() or "=" not in option:
             ap.error(f"--size-set {item!r}: expected SIZE:KEY=VALUE, e.g. 1000:epochs=2")
         per_size.setdefault(int(size_text), []).append(option)
+    if unknown := sorted(set(per_size) - set(args.sizes)):
+        ap.error(f"--size-set for size {unknown[0]}, which is not one of --sizes {args.sizes}")
     out = args.out or ROOT / "bench" / "results" / f"locft_{args.device.split(':')[0]}.json"
     meta = {"machine": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(), "device": args.device,
             "layer": args.layer, "overrides": args.overrides,
@@ -150,7 +152,8 @@ def main() -> None:
                 cmd += ["--set", o]
             proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
             if proc.returncode != 0:
-                rows.append({"method": method, "size": size, "error": proc.stderr.strip().splitlines()[-1:]})
+                rows.append({"method": method, "size": size, "error": proc.stderr.strip().splitlines()[-1:],
+                             "overrides": overrides})
             else:
                 rows.append({**json.loads(proc.stdout.strip().splitlines()[-1]), "overrides": overrides})
             print(json.dumps(rows[-1]), file=sys.stderr)

@@ -106,6 +106,8 @@ def main() -> None:
         with torch.no_grad():
             t0 = time.perf_counter()
             model(input_ids=ids)
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
             floor.append(time.perf_counter() - t0)
         t0, c0 = time.perf_counter(), time.process_time()
         res = mend.compute(model, tok, [r], loc)
