@@ -406,13 +406,18 @@ def locft(data: Any, ctx: Context) -> Summary:
         if "metrics" not in r and "seconds_per_edit" not in r:
             why = r.get("skipped") or r.get("error") or "no result"
             body.append([num(r.get("size"), "d"), cell(r.get("method")), f"{'skipped' if r.get('skipped') else 'error'}: "
-                         f"{cell(why)}"] + [MISSING] * 6)
+                         f"{cell(why)}"] + [MISSING] * 9)
             continue
+        train = as_dict(r.get("timings")).get("train")
+        sched = as_dict(r.get("schedule"))
+        extra = [o for o in as_list(r.get("overrides")) if o not in as_list(meta.get("overrides"))]
         body.append([num(r.get("size"), "d"), cell(r.get("method")), num(r.get("seconds_per_edit"), ".2f"),
+                     num(train, ".1f"), num(sched.get("optimizer_steps"), "d"),
                      num(r.get("peak_memory_mib"), ".0f"), num(m.get("reliability")), num(m.get("generalization")),
-                     num(m.get("locality")), num(m.get("efficacy_score")), num(r.get("metrics_on"), "d")])
-    header = ["edits", "method", "s/edit", "peak memory MiB", "reliability", "generalization", "locality",
-              "efficacy", "scored on"]
+                     num(m.get("locality")), num(m.get("efficacy_score")), num(r.get("metrics_on"), "d"),
+                     cell(" ".join(extra)) if extra else MISSING])
+    header = ["edits", "method", "s/edit", "training s", "optimizer steps", "peak memory MiB", "reliability",
+              "generalization", "locality", "efficacy", "scored on", "options for this size"]
     kinds = unique([r.get("memory_kind") for r in rows])
     notes = (f"Peak memory: {cell(kinds)}. Scores are teacher-forced, against the unedited model, on the first "
              "edits of each run (\"scored on\"); times include setup.")
@@ -420,9 +425,13 @@ def locft(data: Any, ctx: Context) -> Summary:
     skipped = [re.search(r"--ftdf-max (\d+)", str(r.get("skipped", ""))) for r in rows]
     ftdf_max = next((int(s[1]) for s in skipped if s), None)
     methods = unique([r.get("method") for r in rows])
+    size_sets = [("--size-set", f"{size}:{o}") for size, opts in as_dict(meta.get("size_overrides")).items()
+                 for o in as_list(opts)]
     recorded = [("--sizes", sizes), ("--layer", meta.get("layer")), ("--ftdf-max", ftdf_max),
-                ("--device", meta.get("device")), *sets(meta.get("overrides"))]
-    rebuilt = command(ctx.script, [*recorded, ("--methods", methods)])
+                ("--device", meta.get("device")), *sets(meta.get("overrides")), *size_sets]
+    default_name = f"locft_{str(meta.get('device', 'cpu')).split(':')[0]}.json"
+    out_flag = [("--out", rel(ctx.path))] if ctx.path.name != default_name else []
+    rebuilt = command(ctx.script, [*recorded, ("--methods", methods), *out_flag])
     conditions = [f"Location: relative depth {cell(meta.get('layer'))}, `mlp_down`; editor overrides: "
                   f"{cell(meta.get('overrides')) if meta.get('overrides') else 'none recorded'}"]
     readme = readme_command(ctx.script)
@@ -566,8 +575,8 @@ def mend(data: Any, ctx: Context) -> Summary:
     ])
     conditions = [f"Editor: `{cell(meta.get('editor'))}` (a trained MEND editor; README \"MEND\" says how to train "
                   f"one); requests: `{rel(facts) if facts else MISSING}`"]
-    if "null_space" in meta:
-        conditions.append(f"Null space: {cell(meta.get('null_space') or 'none')}")
+    conditions.append("Null space: " + (cell(meta.get("null_space") or "none") if "null_space" in meta
+                                        else "none (measured before editors had one)"))
     if single.get("median_ms_plain_forward") is not None:
         blocks.append(f"A plain no-grad forward of the model over the same tokens, timed before each edit: median "
                       f"{num(single['median_ms_plain_forward'], '.1f')} ms (any gradient-based edit runs at least "
@@ -643,11 +652,14 @@ FORMATTERS: dict[str, Entry] = {
     "intruders_cpu.json": Entry("Intruder dimensions: editkit's scan against the reference", "bench/intruders_bench.py",
                                 intruders),
     "locft_cpu.json": Entry("LocFT-BF and FT-DF: seconds per edit, memory and quality", "bench/locft_bench.py", locft),
+    "locft_layer20_cpu.json": Entry("LocFT-BF at layer 20: what caching the hidden states saves at 1000 edits",
+                                    "bench/locft_bench.py", locft),
     "locft_layers.jsonl": Entry("LocFT-BF: where to tune (layer, module, options)", "bench/locft_layers.py",
                                 locft_layers),
     "locft_scale_cpu.json": Entry("LocFT-BF at scale: memory and time against the number of requests",
                                   "bench/locft_scale_bench.py", locft_scale),
     "mend_cpu.json": Entry("MEND: single, batched and sequential edits", "bench/mend_bench.py", mend),
+    "mend_plain_cpu.json": Entry("MEND without a null space (the earlier run)", "bench/mend_bench.py", mend),
     "tuco_cge_cpu.json": Entry("TuCo cost and CGE decoding speed", "bench/tuco_bench.py", tuco_cge),
 }
 

@@ -22,7 +22,7 @@ from editkit.cli._common import (
 from editkit.models import DEFAULT_MODEL
 
 #: Defaults of the stored null space (chosen on data/mend_val.jsonl for the default model; README "MEND").
-NULL_THRESHOLD = 1e-3
+NULL_THRESHOLD = 2e-3
 NULL_SCALE = 1.5
 
 app = typer.Typer(help="Train MEND editors (learned gradient editing) for a base model.", no_args_is_help=True)
