@@ -64,6 +64,10 @@ def train_command(
         "fraction of the largest eigenvalue over preserved text are removed from updates (0: none).",
     ),
     null_scale: float = typer.Option(NULL_SCALE, "--null-scale", help="Factor on the projected update (> 0)."),
+    null_training: bool = typer.Option(
+        False, "--null-training/--no-null-training",
+        help="Train (and validate) with updates projected onto the null space, as they are when editing.",
+    ),
     allow_pickle: bool = allow_pickle_option("--model"),
 ) -> None:
     """Train MEND editor networks for one base model and save them (safetensors + JSON).
@@ -109,12 +113,14 @@ def train_command(
                 null = build_null_space(lm, tok, params, nullspace_texts(train_requests), threshold=null_threshold,
                                         scale=null_scale, progress=progress)
         except NullSpaceFull as exc:
+            if null_training:
+                raise
             err_console.print(f"[yellow]no null space stored[/]: {exc}", highlight=False, soft_wrap=True)
     try:
         with stage_progress("training MEND") as progress:
             result = train_editor(
                 lm, tok, train_requests, val_requests, cfg, base_model=model,
-                checkpoint_dir=ckpt, resume=resume, progress=progress,
+                checkpoint_dir=ckpt, resume=resume, progress=progress, null=null if null_training else None,
             )
     except KeyboardInterrupt:
         where = f"the last checkpoint is in {ckpt}: continue with --resume" if ckpt.exists() else "no checkpoint was written yet"
@@ -138,6 +144,7 @@ def train_command(
         ("steps", result.info["steps"]),
         ("best step", result.info["best_step"]),
         ("stopped early", "yes" if result.info["stopped_early"] else "no"),
+        ("validated", "with the null space" if null is not None and null_training else "without a null space"),
         ("val edit success", best.get("edit_success")),
         ("val drawdown", best.get("drawdown")),
         ("val edit NLL", best.get("edit_nll")),

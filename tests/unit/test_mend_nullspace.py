@@ -183,7 +183,15 @@ def test_cli_train_stores_a_null_space_and_nullspace_copies_an_editor(tiny_dir: 
     res = run("mend", "train", "--model", str(tiny_dir), "--train", str(train), "--out", str(trained),
               "--null-threshold", "0.3", *options)
     assert res.exit_code == 0, res.output
-    assert (trained / FILE).is_file() and "update x 1.5" in res.output
+    assert (trained / FILE).is_file() and "update x 1.5" in res.output and "without a null space" in res.output
+    res = run("mend", "train", "--model", str(tiny_dir), "--train", str(train), "--out", str(tmp_path / "nt"),
+              "--null-threshold", "0.3", "--null-training", *options)
+    assert res.exit_code == 0 and "with the null space" in res.output, res.output
+    meta = json.loads((tmp_path / "nt" / "editor.json").read_text())
+    assert "update x 1.5" in meta["training"]["null_space_in_training"]
+    res = run("mend", "train", "--model", str(tiny_dir), "--train", str(train), "--out", str(tmp_path / "nt2"),
+              "--null-training", *options)  # the default threshold leaves the tiny model nothing: refused
+    assert res.exit_code == 2 and "every input direction" in res.output
     # a bad scale is refused before any training
     res = run("mend", "train", "--model", str(tiny_dir), "--train", str(train), "--out", str(tmp_path / "z"),
               "--null-scale", "0", *options)
@@ -200,3 +208,29 @@ def test_cli_train_stores_a_null_space_and_nullspace_copies_an_editor(tiny_dir: 
     assert res.exit_code == 2 and "no such MEND editor" in res.output and "Traceback" not in res.output
     res = run("mend", "nullspace", "--editor", str(plain), "--out", str(copied))
     assert res.exit_code == 2 and "--overwrite" in res.output
+
+
+def test_training_through_the_null_space(tok, tiny_mend_editor) -> None:
+    from editkit.batching import collate, encode_pairs
+    from editkit.editors.mend import MendTrainConfig, capture_factors, train_editor
+
+    model, _ = tiny_model("llama", seed=0)
+    net = load_editor(tiny_mend_editor("llama"))
+    null = build_null_space(model, tok, net.spec.params, _texts(), threshold=1e-2, scale=1.3)
+    # the factored edit training runs through is the update editing applies
+    enc = encode_pairs(tok, [r.prompt for r in REQUESTS[:3]], [r.target_new for r in REQUESTS[:3]])
+    factors = capture_factors(model, collate(enc, pad_id=tok.pad_token_id), [module_of(p) for p in net.spec.params])
+    with torch.no_grad():
+        edits = net.factored(factors, None, null)
+        deltas = net.deltas(factors, (), null)
+    for param, delta in deltas.items():
+        got = edits[module_of(param)].weight_delta()
+        assert float((got - delta).abs().max()) <= 1e-5 * float(delta.abs().max()), param
+
+    cfg = MendTrainConfig.from_mapping(QUICK)
+    plain = train_editor(model, tok, REQUESTS[:10], REQUESTS[10:], cfg, base_model="tiny")
+    projected = train_editor(model, tok, REQUESTS[:10], REQUESTS[10:], cfg, base_model="tiny", null=null)
+    assert plain.info["null_space_in_training"] is None and "update x 1.3" in projected.info["null_space_in_training"]
+    first = [r for r in projected.log if r["split"] == "train"][0]
+    first_plain = [r for r in plain.log if r["split"] == "train"][0]
+    assert first["loss"] != first_plain["loss"]  # the projection changes what the editor is trained on

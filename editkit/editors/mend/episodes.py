@@ -38,6 +38,7 @@ from editkit.batching import Encoded, encode_pairs
 from editkit.editors.mend.capture import Factors, capture_factors
 from editkit.editors.mend.lowrank import factored_edits
 from editkit.editors.mend.nets import MendNet
+from editkit.editors.mend.nullspace import MendNullSpace
 from editkit.editors.mend.spec import module_of
 from editkit.editors.prefix import PrefixCache
 from editkit.lm import gathered_logits
@@ -172,6 +173,7 @@ def run_episode(
     *,
     edit_weight: float = 0.1,
     loc_weight: float = 1.0,
+    null: MendNullSpace | None = None,
 ) -> Outcome:
     """Edit with ``net`` (training mode updates its statistics) and score the edited model.
 
@@ -190,7 +192,7 @@ def run_episode(
             loc_batch = ep.cache.prepare(model, ep.loc)
             with torch.no_grad():
                 base = torch.log_softmax(gathered_logits(model, loc_batch, forward).float(), -1)
-        edits = net.factored(factors, group)
+        edits = net.factored(factors, group, null)
         para_batch = ep.cache.prepare(model, ep.para)
         with factored_edits(model, edits, group):
             logits = gathered_logits(model, para_batch, forward)

@@ -188,18 +188,27 @@ class MendNet(nn.Module):
                 out[param] = (u_p, delta_p)
         return {param: out[param] for param in self.spec.params}
 
-    def factored(self, factors: Mapping[str, Factors], group: torch.Tensor | None = None) -> dict[str, FactoredEdit]:
+    def factored(
+        self,
+        factors: Mapping[str, Factors],
+        group: torch.Tensor | None = None,
+        null: MendNullSpace | None = None,
+    ) -> dict[str, FactoredEdit]:
         """Module path -> the edit to run with :func:`~editkit.editors.mend.lowrank.factored_edits`.
 
         Args:
             factors: as for :meth:`transform`.
             group: episode of each request (indexed by ``Factors.owner``); None: one episode.
+            null: as for :meth:`deltas`.
         """
         out = {}
-        for param, (u, delta) in self.transform(factors).items():
+        for param, (u_t, delta) in self.transform(factors).items():
             f = factors[param] if param in factors else factors[module_of(param)]
             rows_group = group[f.owner] if group is not None else torch.zeros_like(f.owner)
-            out[module_of(param)] = FactoredEdit(u, delta, self.step_size(param), rows_group)
+            u, step = u_t, self.step_size(param)
+            if null is not None:
+                u, step = null.project(param, u_t), step * null.scale
+            out[module_of(param)] = FactoredEdit(u, delta, step, rows_group)
         return out
 
     def deltas(

@@ -42,10 +42,12 @@ import torch
 from torch import nn
 
 from editkit.batching import model_device
+from editkit.editors.checkpoint import tensor_digest
 from editkit.editors.config import EditorConfig, option
 from editkit.editors.mend.capture import frozen
 from editkit.editors.mend.episodes import Episode, Outcome, make_episode, run_episode
 from editkit.editors.mend.nets import MendNet
+from editkit.editors.mend.nullspace import MendNullSpace
 from editkit.editors.mend.spec import build_spec, default_rank, mend_location
 from editkit.editors.mend.store import has_checkpoint, load_checkpoint, save_checkpoint
 from editkit.errors import EditkitError, InputError
@@ -174,8 +176,10 @@ class _Trainer:
         val: list[EditRequest],
         cfg: MendTrainConfig,
         base_model: str,
+        null: MendNullSpace | None = None,
     ) -> None:
         self.model, self.tok, self.train, self.val, self.cfg = model, tok, train, val, cfg
+        self.null = null
         location = mend_location(model, cfg.layers, cfg.modules)
         rank = cfg.rank or default_rank(model)
         self.spec = build_spec(model, location, rank=rank, step_init=cfg.step_init, base_model=base_model)
@@ -207,6 +211,9 @@ class _Trainer:
             "train": _fingerprint(self.train),
             "val": _fingerprint(self.val),
             "base_weights_sha256": self.spec.base_weights_sha256,
+            "null_space": None if self.null is None else {
+                "threshold": self.null.threshold, "scale": self.null.scale, "bases": tensor_digest(self.null.bases),
+            },
         }
 
     # -- data -----------------------------------------------------------------------------
@@ -226,7 +233,9 @@ class _Trainer:
         )
 
     def run(self, ep: Episode) -> Outcome:
-        return run_episode(self.model, self.net, ep, edit_weight=self.cfg.edit_weight, loc_weight=self.cfg.loc_weight)
+        return run_episode(
+            self.model, self.net, ep, edit_weight=self.cfg.edit_weight, loc_weight=self.cfg.loc_weight, null=self.null
+        )
 
     # -- steps ----------------------------------------------------------------------------
 
@@ -350,6 +359,7 @@ def train_editor(
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
     progress: Progress | None = None,
+    null: MendNullSpace | None = None,
 ) -> TrainResult:
     """Train MEND editor networks for ``model`` (left unchanged) on edit requests.
 
@@ -366,6 +376,8 @@ def train_editor(
         resume: continue from the checkpoint in ``checkpoint_dir``.
         progress: ``progress(stage, done, total)``, called after every step;
             ``stage`` shows the running edit success, drawdown and loss.
+        null: train (and validate) with updates projected onto this null space,
+            as they will be when editing; None: the published, unprojected training.
 
     Returns:
         The best editor, the log and a summary.
@@ -380,7 +392,9 @@ def train_editor(
         raise InputError("no training requests")
     if not any(r.neighborhood_prompts for r in train_list):
         raise InputError("no training request has neighborhood prompts: MEND needs them as locality inputs")
-    trainer = _Trainer(model, tok, train_list, val_list, cfg, base_model)
+    if null is not None and set(null.bases) != set(mend_location(model, cfg.layers, cfg.modules).params):
+        raise InputError("the null space does not cover the matrices this training edits (layers/modules differ)")
+    trainer = _Trainer(model, tok, train_list, val_list, cfg, base_model, null)
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if resume:
         if folder is None or not has_checkpoint(folder):
@@ -422,5 +436,6 @@ def train_editor(
         "seconds": time.perf_counter() - started,
         "rank": trainer.spec.rank,
         "step_sizes": dict(zip(trainer.spec.params, trainer.net.step_sizes.detach().tolist(), strict=True)),
+        "null_space_in_training": null.describe() if null is not None else None,
     }
     return TrainResult(trainer.net, trainer.log, info)
