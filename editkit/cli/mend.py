@@ -169,6 +169,13 @@ def nullspace_command(
         help="Requests whose neighborhood prompts (with answers) are the preserved text, plus general passages "
         "(default: the editor's own training file).",
     ),
+    templates: Path | None = typer.Option(
+        None, "--templates",
+        help="Requests to be edited: their prompt templates filled with other subjects of the shipped fact tables "
+        "(never theirs, never their neighbors), plus general passages, are the preserved text, as LocFT-BF builds it. "
+        "Instead of --texts.",
+    ),
+    per_template: int = typer.Option(40, "--per-template", min=1, help="With --templates: subjects per template."),
     threshold: float = typer.Option(NULL_THRESHOLD, "--threshold", min=0.0, max=0.5, help="Eigenvalue cut, relative to the largest; 0 writes the editor without a null space."),
     scale: float = typer.Option(NULL_SCALE, "--scale", help="Factor on the projected update (> 0)."),
     model: str | None = typer.Option(None, "--model", "-m", help="The editor's base model (default: as recorded in the editor)."),
@@ -189,6 +196,7 @@ def nullspace_command(
         save_null_space,
     )
     from editkit.editors.mend.spec import check_model
+    from editkit.editors.preservation import preservation_texts
     from editkit.errors import InputError
     from editkit.models import load_model
     from editkit.outputs import output_dir
@@ -197,19 +205,23 @@ def nullspace_command(
 
     net = load_editor(editor)
     check_scale(scale, "--scale")
-    if texts is None:
+    if texts is not None and templates is not None:
+        raise InputError("--texts and --templates: pass one of them")
+    limit = None
+    if texts is None and templates is None:
         training = read_editor_config(editor).get("training", {})
         recorded = training.get("train_file")
         if not recorded or not Path(recorded).is_file():
-            raise InputError(f"{editor}: its training file is not recorded or not found: pass --texts FILE")
+            raise InputError(f"{editor}: its training file is not recorded or not found: pass --texts or --templates")
         texts, limit = Path(recorded), training.get("train_limit")
-    else:
-        limit = None
     base = model or net.spec.base_model
-    inputs = checked_out(out, overwrite, editor, texts, base)
+    inputs = checked_out(out, overwrite, editor, texts, templates, base)
     null = None
     if threshold > 0:
-        preserved = nullspace_texts(load_requests(texts, limit=limit))
+        if templates is not None:
+            preserved = preservation_texts(load_requests(templates), per_template=per_template, general=20)
+        else:
+            preserved = nullspace_texts(load_requests(texts, limit=limit))
         with stage_progress(f"loading {base}") as progress:
             lm, tok = load_model(base, device=device, allow_pickle=allow_pickle, progress=progress)
         check_model(lm, net.spec, where=f"the MEND editor {editor}")
