@@ -221,6 +221,7 @@ def nullspace_command(
         if templates is not None:
             preserved = preservation_texts(load_requests(templates), per_template=per_template, general=20)
         else:
+            assert texts is not None  # one of them is set above
             preserved = nullspace_texts(load_requests(texts, limit=limit))
         with stage_progress(f"loading {base}") as progress:
             lm, tok = load_model(base, device=device, allow_pickle=allow_pickle, progress=progress)
