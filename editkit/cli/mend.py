@@ -21,9 +21,10 @@ from editkit.cli._common import (
 )
 from editkit.models import DEFAULT_MODEL
 
-#: Defaults of the stored null space (chosen on data/mend_val.jsonl for the default model; README "MEND").
-NULL_THRESHOLD = 2e-3
-NULL_SCALE = 1.5
+#: Defaults of `mend nullspace` (chosen on the first 40 requests of data/counterfact.jsonl with
+#: --templates, for the default model; README "MEND").
+NULL_THRESHOLD = 1e-3
+NULL_SCALE = 1.25
 
 app = typer.Typer(help="Train MEND editors (learned gradient editing) for a base model.", no_args_is_help=True)
 
@@ -59,9 +60,11 @@ def train_command(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from OUT.checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing editor directory (and start over)."),
     null_threshold: float = typer.Option(
-        NULL_THRESHOLD, "--null-threshold", min=0.0, max=0.5,
-        help="Also store a null space with the editor: input directions of the edited matrices above this "
-        "fraction of the largest eigenvalue over preserved text are removed from updates (0: none).",
+        0.0, "--null-threshold", min=0.0, max=0.5,
+        help="Also store a null space built from the training requests' neighborhood prompts: input directions "
+        "of the edited matrices above this fraction of the largest eigenvalue over them are removed from updates "
+        "(0, the default: none; a null space of the templates you will edit, `editkit mend nullspace --templates`, "
+        "protects their neighbors better).",
     ),
     null_scale: float = typer.Option(NULL_SCALE, "--null-scale", help="Factor on the projected update (> 0)."),
     null_training: bool = typer.Option(
