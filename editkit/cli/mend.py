@@ -91,6 +91,7 @@ def train_command(
     )
     from editkit.editors.mend.spec import mend_location
     from editkit.editors.mend.store import has_checkpoint
+    from editkit.errors import InputError
     from editkit.models import load_model
     from editkit.outputs import output_dir
     from editkit.requests import load_requests
@@ -104,6 +105,8 @@ def train_command(
     val_requests = load_requests(val) if val else None
     if null_threshold > 0:
         check_scale(null_scale, "--null-scale")
+    elif null_training:
+        raise InputError("--null-training needs a null space: pass --null-threshold (e.g. 2e-3)")
 
     torch.manual_seed(seed)
     with stage_progress(f"loading {model}") as progress:

@@ -183,18 +183,24 @@ def test_cli_train_stores_a_null_space_and_nullspace_copies_an_editor(tiny_dir: 
     res = run("mend", "train", "--model", str(tiny_dir), "--train", str(train), "--out", str(trained),
               "--null-threshold", "0.3", *options)
     assert res.exit_code == 0, res.output
-    assert (trained / FILE).is_file() and "update x 1.5" in res.output and "without a null space" in res.output
+    assert (trained / FILE).is_file() and "update x 1.25" in res.output and "without a null space" in res.output
     res = run("mend", "train", "--model", str(tiny_dir), "--train", str(train), "--out", str(tmp_path / "nt"),
               "--null-threshold", "0.3", "--null-training", *options)
     assert res.exit_code == 0 and "with the null space" in res.output, res.output
     meta = json.loads((tmp_path / "nt" / "editor.json").read_text())
-    assert "update x 1.5" in meta["training"]["null_space_in_training"]
+    assert "update x 1.25" in meta["training"]["null_space_in_training"]
     res = run("mend", "train", "--model", str(tiny_dir), "--train", str(train), "--out", str(tmp_path / "nt2"),
-              "--null-training", *options)  # the default threshold leaves the tiny model nothing: refused
+              "--null-threshold", "1e-3", "--null-training", *options)  # leaves the tiny model nothing: refused
     assert res.exit_code == 2 and "every input direction" in res.output
+    res = run("mend", "train", "--model", str(tiny_dir), "--train", str(train), "--out", str(tmp_path / "nt3"),
+              "--null-threshold", "1e-3", *options)  # without training through it: trained, none stored, said so
+    assert res.exit_code == 0 and "no null space stored" in res.output and not (tmp_path / "nt3" / FILE).exists()
+    res = run("mend", "train", "--model", str(tiny_dir), "--train", str(train), "--out", str(tmp_path / "nt4"),
+              "--null-training", *options)
+    assert res.exit_code == 2 and "--null-threshold" in res.output
     # a bad scale is refused before any training
     res = run("mend", "train", "--model", str(tiny_dir), "--train", str(train), "--out", str(tmp_path / "z"),
-              "--null-scale", "0", *options)
+              "--null-threshold", "0.3", "--null-scale", "0", *options)
     assert res.exit_code == 2 and "--null-scale" in res.output and not (tmp_path / "z.checkpoint").exists()
     # a null space that would remove everything is refused
     res = run("mend", "nullspace", "--editor", str(plain), "--out", str(tmp_path / "full"), "--threshold", "1e-3")
@@ -202,6 +208,14 @@ def test_cli_train_stores_a_null_space_and_nullspace_copies_an_editor(tiny_dir: 
     # the base model folder (read, not named on the command line) is never an output
     res = run("mend", "nullspace", "--editor", str(plain), "--out", str(tiny_dir), "--overwrite", "--threshold", "0.3")
     assert res.exit_code == 2 and (tiny_dir / "config.json").is_file()
+
+    # the null space of the templates to edit (other subjects of the shipped tables, as LocFT-BF's)
+    res = run("mend", "nullspace", "--editor", str(plain), "--out", str(tmp_path / "tpl"), "--templates", str(facts),
+              "--threshold", "0.3", "--per-template", "5")
+    assert res.exit_code == 0 and (tmp_path / "tpl" / FILE).is_file(), res.output
+    res = run("mend", "nullspace", "--editor", str(plain), "--out", str(tmp_path / "both"), "--templates", str(facts),
+              "--texts", str(train))
+    assert res.exit_code == 2 and "one of them" in res.output
 
     # bad input: one line, exit 2
     res = run("mend", "nullspace", "--editor", str(tmp_path / "missing"), "--out", str(tmp_path / "x"))
