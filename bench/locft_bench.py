@@ -96,6 +96,48 @@ def run_one(method: str, size: int, layer: float, device: str, overrides: list[s
     }
 
 
+def interleaved_timing(size: int, layer: float, device: str, overrides: list[str], rounds: int, epochs: int) -> dict:
+    """Seconds per optimizer step of each LocFT-BF variant, in one process, the variants taking turns.
+
+    Run times of separate processes on a shared machine follow its load; here
+    every round runs each variant once (``epochs`` epochs, the same requests),
+    so load changes hit all of them alike, and the median over rounds is
+    compared (the order rotates, so the first run's warm-up is no one
+    variant's). The deltas of the variants are the same (a unit test checks
+    it), so their metrics are the subprocess runs'.
+    """
+    import statistics
+
+    from editkit.editors import make_editor
+    from editkit.localize import fixed
+    from editkit.models import load_model
+
+    model, tok = load_model("smollm2-135m-instruct", device=device)
+    reqs = bench_requests(size)
+    loc = fixed(model, layer)
+    variants = [m for m in METHODS if m.startswith("locft-bf")]
+    per_step: dict[str, list[float]] = {m: [] for m in variants}
+    steps = 0
+    for r in range(rounds):
+        for method in variants[r % len(variants):] + variants[: r % len(variants)]:  # each variant goes first once
+            name, extra = METHODS[method]
+            opts = [*extra, *overrides, f"epochs={epochs}", "min_steps=1"]
+            result = make_editor(name, overrides=opts).compute(model, tok, reqs, loc)
+            steps = int(result.info["schedule"]["optimizer_steps"])
+            per_step[method].append(result.timings["train"] / steps)
+    med = {m: statistics.median(v) for m, v in per_step.items()}
+    return {
+        "size": size,
+        "layer": layer,
+        "rounds": rounds,
+        "epochs": epochs,
+        "optimizer_steps": steps,
+        "seconds_per_step": per_step,
+        "median_seconds_per_step": med,
+        "speedup_over": {m: med[m] / med["locft-bf"] for m in variants if m != "locft-bf"},
+    }
+
+
 def torch_threads() -> int:
     import torch
 
@@ -113,9 +155,20 @@ def main() -> None:
     ap.add_argument("--size-set", dest="size_overrides", action="append", default=[], metavar="SIZE:KEY=VALUE",
                     help="an editor option for one size only (e.g. 1000:epochs=2 to time a shortened schedule)")
     ap.add_argument("--eval-limit", type=int, default=200, help="score metrics on the first N edited requests")
+    ap.add_argument("--timing-rounds", type=int, default=0,
+                    help="also time the LocFT-BF variants in one process, taking turns, this many rounds per size")
+    ap.add_argument("--timing-epochs", type=int, default=1, help="epochs per timed run (--timing-rounds)")
+    ap.add_argument("--skip-runs", action="store_true", help="only the interleaved timing (no per-method processes)")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--timing-single", nargs=1, metavar="SIZE", help=argparse.SUPPRESS)
     ap.add_argument("--single", nargs=2, metavar=("METHOD", "SIZE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.timing_single:
+        size = int(args.timing_single[0])
+        timing = interleaved_timing(size, args.layer, args.device, [*args.overrides], args.timing_rounds,
+                                    args.timing_epochs)
+        print(json.dumps(timing))
+        return
     if args.single:
         result = run_one(args.single[0], int(args.single[1]), args.layer, args.device, args.overrides, args.eval_limit)
         print(json.dumps(result))
@@ -133,13 +186,26 @@ def main() -> None:
             "layer": args.layer, "overrides": args.overrides,
             "size_overrides": {str(k): v for k, v in per_size.items()}, "threads": torch_threads()}
     rows: list[dict] = []
+    timing: list[dict] = []
 
     def write() -> None:  # after every run, atomically: a long benchmark keeps what it measured
         tmp = out.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+        tmp.write_text(json.dumps({"meta": meta, "rows": rows, **({"timing": timing} if timing else {})}, indent=2))
         tmp.replace(out)
 
-    for size in args.sizes:
+    for size in args.sizes if args.timing_rounds else []:
+        cmd = [sys.executable, __file__, "--timing-single", str(size), "--layer", str(args.layer), "--device",
+               args.device, "--timing-rounds", str(args.timing_rounds), "--timing-epochs", str(args.timing_epochs)]
+        for o in args.overrides:
+            cmd += ["--set", o]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        if proc.returncode != 0:
+            timing.append({"size": size, "error": proc.stderr.strip().splitlines()[-1:]})
+        else:
+            timing.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        print(json.dumps(timing[-1]), file=sys.stderr)
+        write()
+    for size in [] if args.skip_runs else args.sizes:
         for method in args.methods:
             if method == "ft-df" and size > args.ftdf_max:
                 rows.append({"method": method, "size": size, "skipped": f"FT-DF above --ftdf-max {args.ftdf_max}"})
