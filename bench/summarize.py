@@ -427,8 +427,14 @@ def locft(data: Any, ctx: Context) -> Summary:
     methods = unique([r.get("method") for r in rows])
     size_sets = [("--size-set", f"{size}:{o}") for size, opts in as_dict(meta.get("size_overrides")).items()
                  for o in as_list(opts)]
+    timing_rows = dicts(data.get("timing"))
+    if not sizes:
+        sizes = unique([t.get("size") for t in timing_rows])
+    timed = [("--timing-rounds", timing_rows[0].get("rounds")), ("--timing-epochs", timing_rows[0].get("epochs"))] \
+        if timing_rows else []
     recorded = [("--sizes", sizes), ("--layer", meta.get("layer")), ("--ftdf-max", ftdf_max),
-                ("--device", meta.get("device")), *sets(meta.get("overrides")), *size_sets]
+                ("--device", meta.get("device")), *sets(meta.get("overrides")), *size_sets, *timed,
+                *([("--skip-runs", True)] if timing_rows and not rows else [])]
     default_name = f"locft_{str(meta.get('device', 'cpu')).split(':')[0]}.json"
     out_flag = [("--out", rel(ctx.path))] if ctx.path.name != default_name else []
     rebuilt = command(ctx.script, [*recorded, ("--methods", methods), *out_flag])
@@ -446,7 +452,24 @@ def locft(data: Any, ctx: Context) -> Summary:
         cmd = rebuilt
         source = ("rebuilt from the settings recorded in the result; the evaluation limit and the editor "
                   "defaults of the time are not recorded")
-    return Summary(meta, conditions, cmd, source, [table(header, body), notes])
+    blocks = [table(header, body), notes] if body else []
+    timing = dicts(data.get("timing"))
+    if timing:
+        t_body = []
+        for t in timing:
+            med, up = as_dict(t.get("median_seconds_per_step")), as_dict(t.get("speedup_over"))
+            t_body.append([num(t.get("size"), "d"), cell(t.get("layer")),
+                           f"{num(t.get('rounds'), 'd')} x {num(t.get('epochs'), 'd')} epoch(s), "
+                           f"{num(t.get('optimizer_steps'), 'd')} steps",
+                           num(med.get("locft-bf"), ".3f"), num(med.get("locft-bf-uncached"), ".3f"),
+                           num(med.get("locft-bf-reference"), ".3f"), num(up.get("locft-bf-uncached"), ".2f", "x"),
+                           num(up.get("locft-bf-reference"), ".2f", "x")])
+        blocks += [table(["edits", "layer", "timed runs", "cached s/step", "uncached s/step", "reference s/step",
+                          "cached vs uncached", "cached vs reference"], t_body),
+                   "Interleaved timing (`--timing-rounds`): the LocFT-BF variants take turns in one process, so "
+                   "the machine's load hits them alike; medians over rounds of training seconds per optimizer "
+                   "step. The variants' deltas are the same, so their metrics are those of the runs above."]
+    return Summary(meta, conditions, cmd, source, blocks)
 
 
 def _agrees(readme: list[str], sizes: list[Any], meta: dict[str, Any], ftdf_max: int | None) -> bool:
