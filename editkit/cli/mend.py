@@ -67,6 +67,11 @@ def train_command(
         "protects their neighbors better).",
     ),
     null_scale: float = typer.Option(NULL_SCALE, "--null-scale", help="Factor on the projected update (> 0)."),
+    null_templates: Path | None = typer.Option(
+        None, "--null-templates",
+        help="Build that null space from these requests' templates filled with other subjects (as `mend nullspace "
+        "--templates`) instead of the training neighbors.",
+    ),
     null_training: bool = typer.Option(
         False, "--null-training/--no-null-training",
         help="Train (and validate) with updates projected onto the null space, as they are when editing.",
@@ -91,12 +96,13 @@ def train_command(
     )
     from editkit.editors.mend.spec import mend_location
     from editkit.editors.mend.store import has_checkpoint
+    from editkit.editors.preservation import preservation_texts
     from editkit.errors import InputError
     from editkit.models import load_model
     from editkit.outputs import output_dir
     from editkit.requests import load_requests
 
-    inputs = checked_out(out, overwrite, model, train, val, config)  # never replaced by --overwrite
+    inputs = checked_out(out, overwrite, model, train, val, config, null_templates)  # never replaced by --overwrite
     ckpt = claim_checkpoint(out, "MEND", has_checkpoint, resume=resume, overwrite=overwrite)
     cfg = MendTrainConfig.from_file(config) if config else MendTrainConfig()
     direct = [f"{k}={v}" for k, v in (("lr", lr), ("max_steps", max_steps), ("batch_size", batch_size)) if v is not None]
@@ -116,8 +122,12 @@ def train_command(
         params = mend_location(lm, cfg.layers, cfg.modules).params
         try:
             with stage_progress("null space of preserved keys") as progress:
-                null = build_null_space(lm, tok, params, nullspace_texts(train_requests), threshold=null_threshold,
-                                        scale=null_scale, progress=progress)
+                preserved = (
+                    preservation_texts(load_requests(null_templates), per_template=40, general=20)
+                    if null_templates is not None else nullspace_texts(train_requests)
+                )
+                null = build_null_space(lm, tok, params, preserved, threshold=null_threshold, scale=null_scale,
+                                        progress=progress)
         except NullSpaceFull as exc:
             if null_training:
                 raise

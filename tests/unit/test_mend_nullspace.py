@@ -195,6 +195,9 @@ def test_cli_train_stores_a_null_space_and_nullspace_copies_an_editor(tiny_dir: 
     res = run("mend", "train", "--model", str(tiny_dir), "--train", str(train), "--out", str(tmp_path / "nt3"),
               "--null-threshold", "1e-3", *options)  # without training through it: trained, none stored, said so
     assert res.exit_code == 0 and "no null space stored" in res.output and not (tmp_path / "nt3" / FILE).exists()
+    res = run("mend", "train", "--model", str(tiny_dir), "--train", str(train), "--out", str(tmp_path / "nt5"),
+              "--null-threshold", "0.3", "--null-templates", str(train), "--null-training", *options)
+    assert res.exit_code == 0 and (tmp_path / "nt5" / FILE).is_file(), res.output
     res = run("mend", "train", "--model", str(tiny_dir), "--train", str(train), "--out", str(tmp_path / "nt4"),
               "--null-training", *options)
     assert res.exit_code == 2 and "--null-threshold" in res.output
