@@ -95,6 +95,22 @@ def main() -> None:
     mend = make_editor("mend", overrides=[f"editor={args.editor}", *args.overrides])
     loc = mend.default_location(model)
     results: dict[str, Any] = {}
+    out = args.out or ROOT / "bench" / "results" / f"mend_{args.device.split(':')[0]}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "machine": platform.platform(),
+        "threads": torch.get_num_threads(),
+        "editor": str(args.editor),
+        "overrides": args.overrides,
+        "null_space": null.describe() if (null := getattr(mend, "null", None)) else None,
+        "facts": str(args.facts),
+        "perplexity_unedited": ppl0,
+    }
+
+    def write() -> None:  # after every mode, atomically: a long run keeps what it measured
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(out)
 
     # single edits
     rows, times, cpu_times, ppl_changes, floor = [], [], [], [], []
@@ -133,6 +149,7 @@ def main() -> None:
         "median_ms_plain_forward": round(1000 * st.median(floor), 1),
     }
     print("single", json.dumps(results["single"]), flush=True)
+    write()
 
     # batched edits
     for k in args.batches:
@@ -150,6 +167,7 @@ def main() -> None:
             "median_s_per_batch": round(st.median(times), 3) if times else None,
         }
         print(f"batch-{k}", json.dumps(results[f"batch-{k}"]), flush=True)
+        write()
 
     # sequential edits
     if args.sequential:
@@ -166,6 +184,7 @@ def main() -> None:
             revert(model, res)
         results["sequential"] = {"n": n, **seq, "seconds": round(elapsed, 2)}
         print("sequential", json.dumps(results["sequential"]), flush=True)
+        write()
 
     # LocFT-BF on the same requests, one at a time
     if args.locft:
@@ -184,21 +203,9 @@ def main() -> None:
             "median_ms_compute_apply": round(1000 * st.median(times), 1),
         }
         print("locft-bf-single", json.dumps(results["locft-bf-single"]), flush=True)
+        write()
 
-    out = args.out or ROOT / "bench" / "results" / f"mend_{args.device.split(':')[0]}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "machine": platform.platform(),
-        "threads": torch.get_num_threads(),
-        "editor": str(args.editor),
-        "overrides": args.overrides,
-        "null_space": null.describe() if (null := getattr(mend, "null", None)) else None,
-        "facts": str(args.facts),
-        "perplexity_unedited": ppl0,
-    }
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(out)
+    write()
     print(f"written to {out}")
 
 
