@@ -683,6 +683,8 @@ FORMATTERS: dict[str, Entry] = {
                                   "bench/locft_scale_bench.py", locft_scale),
     "mend_cpu.json": Entry("MEND: single, batched and sequential edits", "bench/mend_bench.py", mend),
     "mend_plain_cpu.json": Entry("MEND without a null space (the earlier run)", "bench/mend_bench.py", mend),
+    "mend_nulltrained_cpu.json": Entry("MEND trained through the null space (single edits)", "bench/mend_bench.py",
+                                       mend),
     "tuco_cge_cpu.json": Entry("TuCo cost and CGE decoding speed", "bench/tuco_bench.py", tuco_cge),
 }
 
