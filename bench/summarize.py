@@ -685,6 +685,8 @@ FORMATTERS: dict[str, Entry] = {
     "mend_plain_cpu.json": Entry("MEND without a null space (the earlier run)", "bench/mend_bench.py", mend),
     "mend_nulltrained_cpu.json": Entry("MEND trained through the null space (single edits)", "bench/mend_bench.py",
                                        mend),
+    "mend_nulltrained_scaled_cpu.json": Entry("MEND trained through the null space, null_scale 0.6 (single edits, "
+                                              "2 idle threads)", "bench/mend_bench.py", mend),
     "tuco_cge_cpu.json": Entry("TuCo cost and CGE decoding speed", "bench/tuco_bench.py", tuco_cge),
 }
 
