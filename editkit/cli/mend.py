@@ -93,10 +93,10 @@ def train_command(
         check_scale,
         nullspace_texts,
         save_null_space,
+        template_texts,
     )
     from editkit.editors.mend.spec import mend_location
     from editkit.editors.mend.store import has_checkpoint
-    from editkit.editors.preservation import preservation_texts
     from editkit.errors import InputError
     from editkit.models import load_model
     from editkit.outputs import output_dir
@@ -123,7 +123,7 @@ def train_command(
         try:
             with stage_progress("null space of preserved keys") as progress:
                 preserved = (
-                    preservation_texts(load_requests(null_templates), per_template=40, general=20)
+                    template_texts(load_requests(null_templates))
                     if null_templates is not None else nullspace_texts(train_requests)
                 )
                 null = build_null_space(lm, tok, params, preserved, threshold=null_threshold, scale=null_scale,
@@ -201,7 +201,7 @@ def nullspace_command(
 ) -> None:
     """Copy a trained MEND editor with a null space, so its updates leave preserved keys alone (AlphaEdit's projection).
 
-    The edited matrices' inputs are collected over preserved text (same-relation prompts about other subjects, plus general passages); the input directions they use are removed from every update, and the update is multiplied by --scale. `editkit edit --method mend` uses it unless --set null_space=false. `editkit mend train` stores one by default.
+    The edited matrices' inputs are collected over preserved text (same-relation prompts about other subjects, plus general passages); the input directions they use are removed from every update, and the update is multiplied by --scale. `editkit edit --method mend` uses it unless --set null_space=false. `editkit mend train --null-threshold` stores one at training time.
     """
     from editkit.editors.mend import load_editor, read_editor_config
     from editkit.editors.mend.nullspace import (
@@ -210,9 +210,9 @@ def nullspace_command(
         check_scale,
         nullspace_texts,
         save_null_space,
+        template_texts,
     )
     from editkit.editors.mend.spec import check_model
-    from editkit.editors.preservation import preservation_texts
     from editkit.errors import InputError
     from editkit.models import load_model
     from editkit.outputs import output_dir
@@ -235,7 +235,7 @@ def nullspace_command(
     null = None
     if threshold > 0:
         if templates is not None:
-            preserved = preservation_texts(load_requests(templates), per_template=per_template, general=20)
+            preserved = template_texts(load_requests(templates), per_template=per_template)
         else:
             assert texts is not None  # one of them is set above
             preserved = nullspace_texts(load_requests(texts, limit=limit))

@@ -111,6 +111,18 @@ def check_scale(scale: float, where: str = "scale") -> None:
         raise InputError(f"{where} {scale}: must be a finite number > 0")
 
 
+def template_texts(requests: Sequence[EditRequest], *, per_template: int = 40, general: int = 20) -> list[str]:
+    """Preserved text for the requests to be edited: what LocFT-BF preserves for them.
+
+    Each request template filled with up to ``per_template`` other subjects of
+    the shipped fact tables (never an edited subject or a neighbor prompt),
+    then ``general`` general passages (:func:`~editkit.editors.preservation.preservation_texts`).
+    """
+    from editkit.editors.preservation import preservation_texts
+
+    return preservation_texts(requests, per_template=per_template, general=general)
+
+
 def build_null_space(
     model: nn.Module,
     tok: Any,
