@@ -608,6 +608,38 @@ def mend(data: Any, ctx: Context) -> Summary:
                    "passages and edits: the defaults", blocks)
 
 
+MEND_TARGETS = {"reliability": 0.90, "generalization": 0.50, "locality": 0.90}  # issue 4, one edit at a time
+
+
+def mend_sweep(data: Any, ctx: Context) -> Summary:
+    meta, curve, groups = as_dict(data.get("meta")), dicts(data.get("curve")), as_dict(data.get("groups"))
+    body = []
+    for c in curve:
+        met = all(isinstance(c.get(k), (int, float)) and c[k] >= t for k, t in MEND_TARGETS.items())
+        body.append([num(c.get("scale"), "g"), *(num(c.get(k)) for k in MEND_TARGETS), "yes" if met else "no"])
+    scales = [num(c.get("scale"), "g") for c in curve]
+    g_rows = []
+    for name, g in groups.items():
+        g = as_dict(g)
+        cells = [f"{num(p.get('reliability'), '.2f')} / {num(p.get('locality'), '.2f')}" for p in dicts(g.get("curve"))]
+        g_rows.append([cell(name), num(g.get("n"), "d"), *cells])
+    blocks = [
+        "Each request edited alone, scored and reverted, at each scale of the update (reliability / "
+        "generalization / locality; targets " + " / ".join(f"{t:.2f}" for t in MEND_TARGETS.values()) + "):",
+        table(["scale", "reliability", "generalization", "locality", "all targets met"], body),
+    ]
+    if g_rows:
+        blocks += ["Reliability / locality per group of requests (the first word of the request id):",
+                   table(["group", "requests", *(f"x{s}" for s in scales)], g_rows)]
+    conditions = [f"Editor: `{cell(meta.get('editor'))}`; requests: `{cell(meta.get('facts'))}` "
+                  f"({num(meta.get('n_requests'), 'd')} used)",
+                  "Null space: " + cell(meta.get("null_space") or "none"),
+                  f"Seconds in all: {num(meta.get('seconds'), '.0f')}"]
+    cmd = command(ctx.script, [("--editor", meta.get("editor")), ("--scales", [c.get("scale") for c in curve] or None),
+                               ("--threads", meta.get("threads"))])
+    return Summary(meta, conditions, cmd, "rebuilt from the settings recorded in the result", blocks)
+
+
 def tuco_cge(data: Any, ctx: Context) -> Summary:
     meta, tuco, cge = as_dict(data.get("meta")), dicts(data.get("tuco")), dicts(data.get("cge"))
     t_rows = []
@@ -681,12 +713,17 @@ FORMATTERS: dict[str, Entry] = {
                                 locft_layers),
     "locft_scale_cpu.json": Entry("LocFT-BF at scale: memory and time against the number of requests",
                                   "bench/locft_scale_bench.py", locft_scale),
-    "mend_cpu.json": Entry("MEND: single, batched and sequential edits", "bench/mend_bench.py", mend),
+    "mend_cpu.json": Entry("MEND, the recommended editor (trained through the null space, null_scale 0.4): single, "
+                           "batched and sequential edits", "bench/mend_bench.py", mend),
+    "mend_added_nullspace_cpu.json": Entry("MEND with a null space added after training (x1.25): single, batched and "
+                                           "sequential edits", "bench/mend_bench.py", mend),
     "mend_plain_cpu.json": Entry("MEND without a null space (the earlier run)", "bench/mend_bench.py", mend),
     "mend_nulltrained_cpu.json": Entry("MEND trained through the null space (single edits)", "bench/mend_bench.py",
                                        mend),
     "mend_nulltrained_scaled_cpu.json": Entry("MEND trained through the null space, null_scale 0.6 (single edits, "
                                               "2 idle threads)", "bench/mend_bench.py", mend),
+    "mend_sweep_cpu.json": Entry("MEND: reliability against locality over the update's scale", "bench/mend_sweep.py",
+                                 mend_sweep),
     "tuco_cge_cpu.json": Entry("TuCo cost and CGE decoding speed", "bench/tuco_bench.py", tuco_cge),
 }
 

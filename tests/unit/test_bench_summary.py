@@ -131,3 +131,20 @@ def test_mend_formatter_tolerates_missing_keys(tmp_path: Path) -> None:
     assert "| batches of 4, one summed update (`batch-4`) | 2 batches | - | - | 0.125 | +5.0% | - |" in text
     assert "| new-mode (`new-mode`) | - | - | - | - | - | - |" in text
     assert "bench/mend_bench.py --editor runs/e --batches 4 --sequential 0 --locft 0 --device cpu --threads 2" in text
+
+
+def test_mend_sweep_formatter_shows_the_curve_targets_and_groups(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    point = {"reliability": 0.95, "generalization": 0.6, "locality": 0.91}
+    data = {"meta": {"threads": 1, "editor": "runs/e", "n_requests": 3, "argv": ["bench/mend_sweep.py", "--editor",
+                                                                                  "runs/e", "--scales", "0.4", "2"]},
+            "curve": [{"scale": 0.4, **point}, {"scale": 2.0, **point, "locality": 0.5}],
+            "groups": {"capital": {"n": 2, "curve": [{"scale": 0.4, **point}, {"scale": 2.0, "reliability": 1.0}]}}}
+    (results / "mend_sweep_cpu.json").write_text(json.dumps(data))
+    text = summarize.render(results, tmp_path / "benchmarks.md", date_of=no_git)
+    assert "## MEND: reliability against locality over the update's scale" in text
+    assert "| 0.4 | 0.950 | 0.600 | 0.910 | yes |" in text
+    assert "| 2 | 0.950 | 0.600 | 0.500 | no |" in text  # locality below its target
+    assert "| capital | 2 | 0.95 / 0.91 | 1.00 / - |" in text
+    assert ".venv/bin/python bench/mend_sweep.py --editor runs/e --scales 0.4 2\n" in text
