@@ -68,6 +68,7 @@ def main() -> None:
     from editkit.editors.result import EditResult
     from editkit.evaluate import EvalConfig, evaluate
     from editkit.models import load_model
+    from editkit.outputs import atomic_write_text
     from editkit.requests import load_requests
 
     if args.threads is not None:
@@ -109,19 +110,19 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "argv": [a for i, a in enumerate(sys.argv) if "--out" not in (a, sys.argv[i - 1] if i else "")],
+        "argv": [a for i, a in enumerate(sys.argv)  # the command, without where this copy was written
+                 if not (a == "--out" or a.startswith("--out=") or (i and sys.argv[i - 1] == "--out"))],
         "editor": str(args.editor),
-        "null_space": null.describe() if null is not None else None,
+        "null_space": used.describe() if (used := getattr(mend, "null", None)) else None,  # x1: the scales are absolute
         "facts": str(args.facts),
+        "stride": args.stride,
         "n_requests": len(reqs),
         "seconds": round(time.perf_counter() - t0, 1),
     }
     out = args.out or ROOT / "bench" / "results" / f"mend_sweep_{args.device.split(':')[0]}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"meta": meta, "curve": curve, "groups": by_group, "requests": rows}, indent=1) + "\n",
-                   encoding="utf-8")
-    tmp.replace(out)
+    atomic_write_text(out, json.dumps({"meta": meta, "curve": curve, "groups": by_group, "requests": rows},
+                                      indent=1) + "\n")
     for c in curve:
         print(json.dumps(c))
     print(f"written to {out}")

@@ -621,7 +621,9 @@ def mend_sweep(data: Any, ctx: Context) -> Summary:
     g_rows = []
     for name, g in groups.items():
         g = as_dict(g)
-        cells = [f"{num(p.get('reliability'), '.2f')} / {num(p.get('locality'), '.2f')}" for p in dicts(g.get("curve"))]
+        at = {p.get("scale"): p for p in dicts(g.get("curve"))}
+        cells = [f"{num(at.get(c.get('scale'), {}).get('reliability'), '.2f')} / "
+                 f"{num(at.get(c.get('scale'), {}).get('locality'), '.2f')}" for c in curve]
         g_rows.append([cell(name), num(g.get("n"), "d"), *cells])
     blocks = [
         "Each request edited alone, scored and reverted, at each scale of the update (reliability / "
@@ -722,8 +724,10 @@ FORMATTERS: dict[str, Entry] = {
                                        mend),
     "mend_nulltrained_scaled_cpu.json": Entry("MEND trained through the null space, null_scale 0.6 (single edits, "
                                               "2 idle threads)", "bench/mend_bench.py", mend),
-    "mend_sweep_cpu.json": Entry("MEND: reliability against locality over the update's scale", "bench/mend_sweep.py",
-                                 mend_sweep),
+    "mend_sweep_cpu.json": Entry("MEND: reliability against locality over the update's scale (the recommended "
+                                 "editor)", "bench/mend_sweep.py", mend_sweep),
+    "mend_sweep_lr2_cpu.json": Entry("MEND: the same curve for an editor trained at twice the learning rate",
+                                     "bench/mend_sweep.py", mend_sweep),
     "tuco_cge_cpu.json": Entry("TuCo cost and CGE decoding speed", "bench/tuco_bench.py", tuco_cge),
 }
 

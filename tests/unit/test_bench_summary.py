@@ -140,11 +140,13 @@ def test_mend_sweep_formatter_shows_the_curve_targets_and_groups(tmp_path: Path)
     data = {"meta": {"threads": 1, "editor": "runs/e", "n_requests": 3, "argv": ["bench/mend_sweep.py", "--editor",
                                                                                   "runs/e", "--scales", "0.4", "2"]},
             "curve": [{"scale": 0.4, **point}, {"scale": 2.0, **point, "locality": 0.5}],
-            "groups": {"capital": {"n": 2, "curve": [{"scale": 0.4, **point}, {"scale": 2.0, "reliability": 1.0}]}}}
+            "groups": {"capital": {"n": 2, "curve": [{"scale": 0.4, **point}, {"scale": 2.0, "reliability": 1.0}]},
+                       "dish": {"n": 1, "curve": [{"scale": 2.0, "reliability": 0.5, "locality": 1.0}]}}}
     (results / "mend_sweep_cpu.json").write_text(json.dumps(data))
     text = summarize.render(results, tmp_path / "benchmarks.md", date_of=no_git)
     assert "## MEND: reliability against locality over the update's scale" in text
     assert "| 0.4 | 0.950 | 0.600 | 0.910 | yes |" in text
     assert "| 2 | 0.950 | 0.600 | 0.500 | no |" in text  # locality below its target
     assert "| capital | 2 | 0.95 / 0.91 | 1.00 / - |" in text
+    assert "| dish | 1 | - / - | 0.50 / 1.00 |" in text  # cells found by scale, not by position
     assert ".venv/bin/python bench/mend_sweep.py --editor runs/e --scales 0.4 2\n" in text
