@@ -76,9 +76,7 @@ def main() -> None:
     model, tok = load_model(device=args.device)
     reqs = load_requests(args.facts)[:: args.stride]
     cfg = EvalConfig(generation=False, fluency=False, batch_size=64)
-    probe = make_editor("mend", overrides=[f"editor={args.editor}"])
-    null = getattr(probe, "null", None)
-    has_null = null is not None
+    has_null = getattr(make_editor("mend", overrides=[f"editor={args.editor}"]), "null", None) is not None
     mend = make_editor("mend", overrides=[f"editor={args.editor}", *(["null_scale=1"] if has_null else [])])
     loc = mend.default_location(model)
     scales = [str(s) for s in args.scales]

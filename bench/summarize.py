@@ -622,8 +622,8 @@ def mend_sweep(data: Any, ctx: Context) -> Summary:
     for name, g in groups.items():
         g = as_dict(g)
         at = {p.get("scale"): p for p in dicts(g.get("curve"))}
-        cells = [f"{num(at.get(c.get('scale'), {}).get('reliability'), '.2f')} / "
-                 f"{num(at.get(c.get('scale'), {}).get('locality'), '.2f')}" for c in curve]
+        points = [at.get(c.get("scale"), {}) for c in curve]  # by scale: a group may lack a point
+        cells = [f"{num(p.get('reliability'), '.2f')} / {num(p.get('locality'), '.2f')}" for p in points]
         g_rows.append([cell(name), num(g.get("n"), "d"), *cells])
     blocks = [
         "Each request edited alone, scored and reverted, at each scale of the update (reliability / "
